@@ -1,0 +1,66 @@
+"""Every setting of the project, in one place.
+
+Edit the values here (what the exam text tells you to do), or override any of them for one run on
+the command line of any script, with the lower-case name:
+
+    python train.py --data_set QQP --learning_rate 1e-4
+    python train.py --resume               # a bare flag sets a True/False setting to True
+    python predict.py --split=val
+
+Relative paths are taken from the folder that holds this file, whatever the working directory.
+"""
+
+# --- data -----------------------------------------------------------------------------------------
+DATA_SET = "CoLA"          # CoLA | QQP | SST-2: the task train.py and predict.py work on
+DATA_DIR = ""              # folder with <ds>_train.tsv and <ds>_dev.tsv; "" = data/questionBData here if it
+                           # exists, else the exam's /home/aiservice/worksapce/data/questionBData
+MAX_SAMPLES = 4000         # training examples sampled from <ds>_train.tsv; 0 or less = all of them
+HOLDOUT_SIZE = 400         # labelled rows kept aside (never trained on) in <ds>_val.json to check the model
+BALANCED = False           # False: keep the file's label shares (stratified); True: equal count per label
+MAX_BAD_SHARE = 0.05       # stop when more than this share of the train rows cannot be read
+SEED = 42                  # feeds every random choice: sampling, LoRA initialisation, data order
+
+# --- model ----------------------------------------------------------------------------------------
+MODEL_PATH = ""            # local gemma-2b folder; "" = models/gemma-2b here if it exists, else the exam's
+                           # /home/aiservice/worksapce/model/gemma-2b. Nothing is ever downloaded.
+PRECISION = "auto"         # auto | bf16 | fp32; auto = bf16 on a GPU that has it, else fp32 (fp16 overflows in Gemma)
+ALLOW_PICKLE = False       # True: also load .bin (pickle) weights; off because unpickling can run code
+
+# --- LoRA -----------------------------------------------------------------------------------------
+LORA_R = 16                # rank of the update matrices
+LORA_ALPHA = 32            # scale of the update = alpha / r
+LORA_DROPOUT = 0.05
+LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"   # all of Gemma's linear layers
+
+# --- training -------------------------------------------------------------------------------------
+EPOCHS = 2
+MAX_STEPS = -1             # optimiser steps; -1 = no limit (EPOCHS decides), a positive number overrides EPOCHS
+LEARNING_RATE = 2e-4
+BATCH_SIZE = 8             # examples per device per forward pass
+GRAD_ACCUM = 2             # effective batch = BATCH_SIZE x GRAD_ACCUM x number of GPUs
+WARMUP_RATIO = 0.05        # share of the steps spent ramping the learning rate up
+WEIGHT_DECAY = 0.0
+LR_SCHEDULER = "cosine"    # any transformers scheduler name: linear | cosine | constant_with_warmup | ...
+GROUP_BY_LENGTH = True     # batch examples of similar length together: far less padding, same data per epoch
+MAX_LENGTH = 256           # tokens per example (prompt + answer); longer inputs are cut, never the answer
+TRAIN_ON_INPUTS = False    # False: loss on the answer tokens only (what we grade); True: on the prompt too
+GRADIENT_CHECKPOINTING = False   # True: less GPU memory, about 30 % slower
+EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch; the best adapter is the one kept
+LOGGING_STEPS = 10
+RESUME = False             # continue from the last checkpoint in CHECKPOINT_DIR instead of starting over
+
+# --- prediction -----------------------------------------------------------------------------------
+PREDICT_COUNT = 150        # how many dev items to answer, from the top of the file
+SPLIT = "dev"              # dev: write questionB/result_<ds>.txt | val: score the labelled holdout
+DECODE = "labels"          # labels: pick the likelier label token (always a valid answer) | generate: free text
+MAX_NEW_TOKENS = 5         # generate mode only
+
+# --- grading --------------------------------------------------------------------------------------
+ANSWER_DIR = "answers"     # folder with the answer files result_<ds>*.txt (e.g. result_CoLA_64.txt)
+JSON = False               # grade.py: print the report as JSON for machines
+
+# --- where outputs go (the exam checks these places) ----------------------------------------------
+PRE_DATA_DIR = "pre_data"
+SAVED_MODEL_DIR = "saved_model"
+RESULT_DIR = "questionB"
+CHECKPOINT_DIR = "checkpoints"   # intermediate training checkpoints, for --resume

@@ -1,0 +1,269 @@
+"""Turn the exam's TSV files into Alpaca-style JSON for training and prediction.
+
+    python data_process.py                  # every data set found in DATA_DIR (CoLA, QQP, SST-2)
+    python data_process.py --data_set QQP   # just one
+    python data_process.py --max_samples 2000 --balanced
+
+For each data set <ds> it reads DATA_DIR/<ds>_train.tsv and DATA_DIR/<ds>_dev.tsv and writes
+    pre_data/<ds>/<ds>_train.json   MAX_SAMPLES labelled examples (stratified by label, seeded)
+    pre_data/<ds>/<ds>_val.json     HOLDOUT_SIZE other labelled examples, to check the model before submitting
+    pre_data/<ds>/<ds>_dev.json     every dev row in file order, output "" (predict answers the first 150)
+each a JSON list of {"instruction", "input", "output"}.
+"""
+from __future__ import annotations
+
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import runtime
+from runtime import UserError
+from tasks import LABELS, TASKS, Task, label_counts, model_input
+
+# Column names we recognise in a header row, across GLUE's files.
+HEADER_WORDS = {"index", "id", "qid1", "qid2", "sentence", "question1", "question2", "label", "is_duplicate"}
+LABEL_COLUMNS = ("label", "is_duplicate")
+
+
+@dataclass
+class Row:
+    line: int                 # 1-based line number in the file, for messages
+    texts: List[str]          # the task's text fields, in task.text_fields order
+    label: Optional[str]      # "0" / "1" for training rows, None for dev rows
+
+
+@dataclass
+class Layout:
+    """Where a file keeps its text fields and label: column positions, plus whether line 1 is a header."""
+    has_header: bool
+    n_fields: int
+    text_columns: Tuple[int, ...]
+    label_column: Optional[int]
+    description: str
+
+
+def read_lines(path: Path) -> List[str]:
+    """The file's lines, decoded strictly as UTF-8; a byte-order mark, CRLF endings and a missing final newline are fine."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist.") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UserError(
+            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start:e.start + 4]!r}). Save the file as "
+            f"UTF-8 (e.g. `iconv -f GBK -t UTF-8 {path.name} > fixed.tsv`), then run again."
+        ) from None
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():   # trailing newline(s) at the end of the file
+        lines.pop()
+    if not lines:
+        raise UserError(f"{path} is empty: it should hold tab-separated rows. Put the exam's file there.")
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def unquote(field: str) -> str:
+    """GLUE's QQP wraps some fields in CSV quotes with doubled inner quotes; give the text as a person reads it."""
+    if len(field) >= 2 and field[0] == '"' and field[-1] == '"':
+        return field[1:-1].replace('""', '"')
+    return field
+
+
+def is_header(fields: Sequence[str]) -> bool:
+    return any(f.strip().lower() in HEADER_WORDS for f in fields) and not any(f.strip() in LABELS for f in fields)
+
+
+def find_layout(task: Task, path: Path, lines: List[str], labelled: bool) -> Layout:
+    """Work out the file's layout: a header names the columns, else the usual field count of the first lines decides
+    (the usual one, so that one malformed first row does not decide for the whole file)."""
+    first = lines[0].split("\t")
+    if is_header(first):
+        names = [f.strip().lower() for f in first]
+        try:
+            text_columns = tuple(names.index(name) for name in task.text_fields)
+        except ValueError:
+            raise UserError(
+                f"{path}, line 1: the header {first} has no column named "
+                f"{' / '.join(n for n in task.text_fields if n not in names)}. A {task.name} file needs "
+                f"{', '.join(task.text_fields)}{' and a label' if labelled else ''}."
+            ) from None
+        label_column = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
+        if labelled and label_column is None:
+            raise UserError(f"{path}, line 1: the header {first} has no label column ({' or '.join(LABEL_COLUMNS)}).")
+        return Layout(True, len(first), text_columns, label_column if labelled else None,
+                      "header: " + " | ".join(first))
+    # No header: the layouts of the files GLUE and the CoLA authors publish, told apart by field count.
+    n = Counter(line.count("\t") + 1 for line in lines[:50]).most_common(1)[0][0]
+    if task.name == "CoLA":
+        # train: source, label, annotation, sentence. dev: the same with an empty label, or fewer columns.
+        known = {4: ((3,), 1, "source | label | annotation | sentence"),
+                 3: ((2,), None, "source | annotation | sentence"),
+                 2: ((1,), None, "id | sentence"),
+                 1: ((0,), None, "sentence")}
+    elif task.name == "QQP":
+        known = {6: ((3, 4), 5, "id | qid1 | qid2 | question1 | question2 | is_duplicate"),
+                 5: ((3, 4), None, "id | qid1 | qid2 | question1 | question2"),
+                 3: ((1, 2), None, "id | question1 | question2")}
+    else:  # SST-2
+        known = {2: ((0,), 1, "sentence | label") if labelled else ((1,), None, "index | sentence"),
+                 1: ((0,), None, "sentence")}
+    if n not in known or (labelled and known[n][1] is None):
+        expected = " or ".join(f"{k} ({v[2]})" for k, v in known.items() if v[1] is not None or not labelled)
+        hint = " It looks comma-separated: the files must be tab-separated." if "," in first[0] and n == 1 else ""
+        raise UserError(
+            f"{path}: most lines have {n} tab-separated field(s) and there is no header; a {task.name} "
+            f"{'training' if labelled else 'dev'} file has {expected}.{hint}"
+        )
+    text_columns, label_column, description = known[n]
+    return Layout(False, n, text_columns, label_column if labelled else None, description)
+
+
+def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[int, str], int]:
+    """Rows of a TSV file, plus the unreadable ones (line -> reason) and the number of data lines.
+
+    Training rows that cannot be read are skipped and reported. A dev row that cannot be read is an
+    error: dropping it would shift every later answer, and predict answers the first 150 by position.
+    """
+    lines = read_lines(path)
+    layout = find_layout(task, path, lines, labelled)
+    start = 1 if layout.has_header else 0
+    if start >= len(lines):
+        raise UserError(f"{path} has a header but no rows. Put the exam's full file there.")
+    rows: List[Row] = []
+    bad: Dict[int, str] = {}
+    for number, line in enumerate(lines[start:], start=start + 1):
+        fields = line.split("\t")
+        problem = None
+        if len(fields) != layout.n_fields:
+            problem = f"{len(fields)} fields instead of {layout.n_fields}"
+        else:
+            texts = [unquote(fields[i]).strip() for i in layout.text_columns]
+            label = fields[layout.label_column].strip() if layout.label_column is not None else None
+            if labelled and label not in LABELS:
+                problem = f"label {label!r} is not 0 or 1"
+            elif labelled and not all(texts):
+                problem = "empty text"
+        if problem is None:
+            rows.append(Row(number, texts, label))
+        elif labelled:
+            bad[number] = problem
+        else:
+            raise UserError(
+                f"{path}, line {number}: {problem} (layout {layout.description}). Dev rows cannot be skipped, "
+                f"because answers are matched to questions by position: fix this line, then run again."
+            )
+    return rows, bad, len(lines) - start
+
+
+def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
+    """n rows keeping each label's share (or an equal count per label when balanced), in file order."""
+    if n >= len(rows):
+        return list(rows)
+    by_label: Dict[str, List[Row]] = {label: [r for r in rows if r.label == label] for label in LABELS}
+    if balanced:
+        quota = {label: min(n // len(LABELS), len(group)) for label, group in by_label.items()}
+    else:
+        quota = {label: round(n * len(group) / len(rows)) for label, group in by_label.items()}
+        quota[LABELS[-1]] = n - quota[LABELS[0]]   # rounding must not change the total
+    chosen: List[Row] = []
+    for label, group in by_label.items():
+        chosen += rng.sample(group, quota[label])
+    return sorted(chosen, key=lambda r: r.line)
+
+
+def to_json(task: Task, rows: List[Row], with_output: bool) -> List[dict]:
+    return [
+        {"instruction": task.instruction, "input": model_input(task, row.texts),
+         "output": row.label if with_output else ""}
+        for row in rows
+    ]
+
+
+def process(task: Task, folder: Path, settings) -> None:
+    train_path, dev_path = find_file(folder, task, "train"), find_file(folder, task, "dev")
+    train_rows, bad, n_lines = read_rows(task, train_path, labelled=True)
+    skipped_note = ""
+    if bad:
+        first_bad = ", ".join(f"line {line} ({why})" for line, why in list(bad.items())[:5])
+        skipped_note = f"; skipped {len(bad)} unreadable: {first_bad}{', ...' if len(bad) > 5 else ''}"
+        if len(bad) > settings.MAX_BAD_SHARE * n_lines:
+            raise UserError(
+                f"{train_path}: {len(bad)} of {n_lines} rows cannot be read, more than MAX_BAD_SHARE "
+                f"({settings.MAX_BAD_SHARE:.0%}); first: {first_bad}. Check that this is the {task.name} "
+                f"training file and that it is tab-separated, or raise --max_bad_share."
+            )
+    print(f"{train_path}: {n_lines} rows read{skipped_note}")
+
+    if settings.HOLDOUT_SIZE < 0 or settings.HOLDOUT_SIZE >= len(train_rows):
+        raise UserError(
+            f"HOLDOUT_SIZE={settings.HOLDOUT_SIZE} does not fit {train_path}, which has {len(train_rows)} usable "
+            f"rows: choose 0 to {len(train_rows) - 1} (--holdout_size N)."
+        )
+    rng = random.Random(settings.SEED)
+    holdout = stratified_sample(train_rows, settings.HOLDOUT_SIZE, rng, balanced=False)
+    held = {row.line for row in holdout}
+    rest = [row for row in train_rows if row.line not in held]
+    cap = settings.MAX_SAMPLES if settings.MAX_SAMPLES > 0 else len(rest)
+    if cap > len(rest):
+        print(f"  MAX_SAMPLES={settings.MAX_SAMPLES} is more than the {len(rest)} rows left after the holdout: using all")
+    train = stratified_sample(rest, cap, rng, settings.BALANCED)
+
+    dev_rows, _, _ = read_rows(task, dev_path, labelled=False)
+    empty_dev = [row.line for row in dev_rows if not all(row.texts)]
+
+    outputs = {
+        "train": to_json(task, train, with_output=True),
+        "val": to_json(task, holdout, with_output=True),
+        "dev": to_json(task, dev_rows, with_output=False),
+    }
+    for split, examples in outputs.items():
+        path = runtime.pre_data_file(settings, task.name, split)
+        runtime.write_json(path, examples)
+        balance = label_counts([e["output"] for e in examples]) if split != "dev" else "no labels"
+        print(f"  wrote {len(examples):>6} {split:<5} examples to {runtime.shown(path)}  ({balance})")
+    if empty_dev:
+        print(f"  note: {len(empty_dev)} dev rows have an empty text (lines {empty_dev[:5]}); kept, so positions stay right")
+
+
+def find_file(folder: Path, task: Task, split: str) -> Path:
+    """<ds>_<split>.tsv in folder, forgiving the case of the name (cola_train.tsv is fine)."""
+    wanted = f"{task.name}_{split}.tsv".lower()
+    for path in sorted(folder.iterdir()):
+        if path.name.lower() == wanted:
+            return path
+    raise UserError(
+        f"{folder / (task.name + '_' + split + '.tsv')} does not exist (the folder holds: "
+        f"{', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}). Put the file there, or point "
+        f"DATA_DIR at the folder that has it."
+    )
+
+
+def main(settings) -> None:
+    folder = runtime.data_dir(settings)
+    if "DATA_SET" in settings.OVERRIDDEN:
+        chosen = [TASKS[settings.DATA_SET]]
+    else:
+        names = {p.name.lower() for p in folder.iterdir()}
+        chosen = [t for t in TASKS.values() if f"{t.name}_train.tsv".lower() in names]
+        if not chosen:
+            raise UserError(
+                f"{folder} holds no <dataset>_train.tsv for {', '.join(TASKS)} (it holds: "
+                f"{', '.join(sorted(names)) or 'nothing'}). Point DATA_DIR at the exam's data folder."
+            )
+    with runtime.exclusive(runtime.project_path(settings.PRE_DATA_DIR), "data_process.py"):
+        for task in chosen:
+            print(f"[{task.name}]")
+            process(task, folder, settings)
+    print(f"data_process: wrote {', '.join(t.name for t in chosen)} to "
+          f"{runtime.shown(runtime.project_path(settings.PRE_DATA_DIR))}/")
+
+
+if __name__ == "__main__":
+    runtime.run(main, __doc__)

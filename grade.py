@@ -1,0 +1,236 @@
+"""Score your work the way the exam does, before you submit it.
+
+    python grade.py                       # every data set with an answer file in ANSWER_DIR
+    python grade.py --data_set CoLA --answer_dir /path/to/answers
+    python grade.py --json                # the same report as JSON
+
+Per data set: 10 points for well-formed pre_data JSON, 20 for a well-formed LoRA adapter in
+saved_model/<ds>/, and 70 x the accuracy of questionB/result_<ds>.txt against ANSWER_DIR/result_<ds>*.txt
+(e.g. result_CoLA_64.txt). The exam does not say how it combines data sets; this report gives each
+data set's score out of 100 and their mean as the total, so each data set weighs the same.
+
+Needs only Python: it reads safetensors headers itself instead of importing torch.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import List, Optional
+
+import runtime
+from runtime import UserError
+from tasks import LABELS, TASKS, format_metrics, metrics, parse_label_file
+
+EXPECTED_KEYS = {"instruction", "input", "output"}
+MAX_ADAPTER_BYTES = 2 * 1024 ** 3     # far above any LoRA of gemma-2b (~80 MB at r=16), far below a model copy (5 GB)
+
+
+def check_pre_data(settings, task_name: str) -> List[str]:
+    """Reasons the pre_data JSON would lose its 10 points (empty when it is fine)."""
+    reasons = []
+    for split in ("train", "dev"):
+        path = runtime.pre_data_file(settings, task_name, split)
+        if not path.is_file():
+            reasons.append(f"{runtime.shown(path)} is missing")
+            continue
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            reasons.append(f"{runtime.shown(path)} is not valid UTF-8 JSON ({e})")
+            continue
+        if not isinstance(items, list) or not items:
+            reasons.append(f"{runtime.shown(path)} is not a non-empty JSON list")
+            continue
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) != EXPECTED_KEYS or not all(isinstance(v, str) for v in item.values()):
+                reasons.append(f"{runtime.shown(path)} item {i} is not an object with exactly the string keys "
+                               f"instruction, input, output")
+                break
+            if split == "train" and item["output"] not in LABELS:
+                reasons.append(f"{runtime.shown(path)} item {i} has output {item['output']!r}, not 0 or 1")
+                break
+    return reasons
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """The tensor table of a safetensors file (name -> dtype, shape, data_offsets), checked against its size."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"only {size} bytes")
+        header_length = struct.unpack("<Q", prefix)[0]
+        if header_length > size - 8:
+            raise ValueError("its header runs past the end of the file (truncated?)")
+        header = json.loads(f.read(header_length))
+    header.pop("__metadata__", None)
+    end = max((t["data_offsets"][1] for t in header.values()), default=0)
+    if 8 + header_length + end != size:
+        raise ValueError(f"it is {size} bytes but its header describes {8 + header_length + end} (truncated?)")
+    header["__data_start__"] = 8 + header_length
+    return header
+
+
+def lora_b_all_zero(path: Path, header: dict) -> bool:
+    """True when every lora_B tensor is zero: the adapter was saved before any training step changed it."""
+    with open(path, "rb") as f:
+        for name, tensor in header.items():
+            if "lora_B" in name:
+                start, end = tensor["data_offsets"]
+                f.seek(header["__data_start__"] + start)
+                if f.read(end - start).strip(b"\0"):
+                    return False
+    return True
+
+
+def check_adapter(settings, task_name: str) -> tuple:
+    """(reasons the adapter would lose its 20 points, notes that cost nothing)."""
+    folder = runtime.adapter_dir(settings, task_name)
+    shown = runtime.shown(folder)
+    if not folder.is_dir():
+        return [f"{shown}/ does not exist"], []
+    config_path, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not config_path.is_file():
+        return [f"{shown}/adapter_config.json is missing"], []
+    if not weights.is_file():
+        return [f"{shown}/adapter_model.safetensors is missing"], []
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return [f"{shown}/adapter_config.json is not valid JSON ({e})"], []
+    reasons, notes = [], []
+    r = config.get("r")
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        reasons.append(f"adapter_config.json says peft_type {config.get('peft_type')!r}, not LORA")
+    if not isinstance(r, int) or r < 1:
+        reasons.append(f"adapter_config.json has r = {r!r}, not a positive whole number")
+    if not config.get("target_modules"):
+        reasons.append("adapter_config.json names no target_modules")
+    if not config.get("base_model_name_or_path"):
+        reasons.append("adapter_config.json names no base_model_name_or_path")
+    record = folder / "run_record.json"
+    if record.is_file():
+        trained_on = json.loads(record.read_text(encoding="utf-8")).get("data_set")
+        if trained_on and trained_on != task_name:
+            reasons.append(f"this adapter was trained on {trained_on}, so it is in the wrong place")
+    try:
+        header = read_safetensors_header(weights)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        return reasons + [f"adapter_model.safetensors cannot be read: {e}"], notes
+    names = [n for n in header if n != "__data_start__"]
+    lora_a = [n for n in names if "lora_A" in n]
+    lora_b = [n for n in names if "lora_B" in n]
+    others = [n for n in names if "lora_" not in n]
+    if not lora_a or len(lora_a) != len(lora_b):
+        reasons.append(f"adapter_model.safetensors holds {len(lora_a)} lora_A and {len(lora_b)} lora_B tensors")
+    if others:
+        reasons.append(f"adapter_model.safetensors also holds {len(others)} non-LoRA tensors (e.g. {others[0]}): "
+                       f"a model copy, not an adapter")
+    if weights.stat().st_size > MAX_ADAPTER_BYTES:
+        reasons.append(f"adapter_model.safetensors is {weights.stat().st_size / 1e9:.1f} GB: too big for a LoRA adapter")
+    if isinstance(r, int):
+        bad_shape = [n for n in lora_a if header[n]["shape"][0] != r] + [n for n in lora_b if header[n]["shape"][-1] != r]
+        if bad_shape:
+            reasons.append(f"{len(bad_shape)} LoRA tensors do not have rank r = {r} (e.g. {bad_shape[0]} "
+                           f"{header[bad_shape[0]]['shape']})")
+    if not reasons and lora_b_all_zero(weights, header):
+        notes.append("every lora_B is zero: this adapter is untrained (it changes nothing)")
+    return reasons, notes
+
+
+def find_answer_file(settings, task_name: str) -> Optional[Path]:
+    folder = runtime.project_path(settings.ANSWER_DIR)
+    if not folder.is_dir():
+        return None
+    exact = folder / f"result_{task_name}.txt"
+    if exact.is_file():
+        return exact
+    found = sorted(folder.glob(f"result_{task_name}*.txt"))
+    return found[0] if found else None
+
+
+def read_labels(path: Path) -> tuple:
+    try:
+        return parse_label_file(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+
+
+def grade_task(settings, task_name: str) -> dict:
+    report = {"data_set": task_name}
+    pre_reasons = check_pre_data(settings, task_name)
+    adapter_reasons, adapter_notes = check_adapter(settings, task_name)
+    report["pre_data"] = {"points": 0 if pre_reasons else 10, "of": 10, "reasons": pre_reasons}
+    report["adapter"] = {"points": 0 if adapter_reasons else 20, "of": 20, "reasons": adapter_reasons,
+                         "notes": adapter_notes}
+    answer_path = find_answer_file(settings, task_name)
+    result_path = runtime.result_file(settings, task_name)
+    accuracy = {"points": 0.0, "of": 70, "reasons": [], "answer_file": str(answer_path) if answer_path else None}
+    if answer_path is None:
+        accuracy["reasons"].append(f"no answer file result_{task_name}*.txt in {runtime.project_path(settings.ANSWER_DIR)}")
+    elif not result_path.is_file():
+        accuracy["reasons"].append(f"{runtime.shown(result_path)} is missing: run python predict.py")
+    else:
+        gold, _, gold_problems = read_labels(answer_path)
+        if gold_problems:
+            accuracy["reasons"].append(f"answer file {answer_path.name}: " + "; ".join(gold_problems[:3]))
+        predicted, _, problems = read_labels(result_path)
+        n = len(gold)
+        if len(predicted) != n:
+            accuracy["reasons"].append(
+                f"{runtime.shown(result_path)} has {len(predicted)} answers for {n} questions: "
+                f"{'missing ones count as wrong' if len(predicted) < n else 'the extra ones are ignored'}")
+        if problems:
+            accuracy["reasons"].append(f"{runtime.shown(result_path)}: {len(problems)} unreadable lines, e.g. {problems[0]}")
+        aligned = (predicted + [None] * n)[:n]
+        scored = [(g, p) for g, p in zip(gold, aligned) if g is not None]
+        m = metrics([g for g, _ in scored], [p for _, p in scored])
+        accuracy.update(points=70 * m["accuracy"], metrics=m, summary=format_metrics(m),
+                        mistakes=[{"item": i, "expected": g, "got": p} for i, (g, p) in enumerate(zip(gold, aligned))
+                                  if g != p][:5])
+    report["accuracy"] = accuracy
+    report["total"] = report["pre_data"]["points"] + report["adapter"]["points"] + accuracy["points"]
+    return report
+
+
+def print_report(reports: List[dict], total: float) -> None:
+    for report in reports:
+        print(f"[{report['data_set']}]")
+        for part, label in (("pre_data", "pre_data JSON"), ("adapter", "LoRA adapter"), ("accuracy", "accuracy")):
+            item = report[part]
+            why = "" if not item["reasons"] else "  <- " + "; ".join(item["reasons"])
+            print(f"  {label:<14} {item['points']:6.2f} / {item['of']}{why}")
+            for note in item.get("notes", []):
+                print(f"  {'':<14} note: {note}")
+        accuracy = report["accuracy"]
+        if "summary" in accuracy:
+            for mistake in accuracy["mistakes"]:
+                print(f"    item {mistake['item']:>4}: expected {mistake['expected']}, got {mistake['got']}")
+            print(f"  {accuracy['summary']}   (answers: {Path(accuracy['answer_file']).name})")
+        print(f"  score {report['total']:.2f} / 100")
+    print(f"grade: total {total:.2f} / 100 (mean of {', '.join(r['data_set'] for r in reports)})")
+
+
+def main(settings) -> None:
+    if "DATA_SET" in settings.OVERRIDDEN:
+        names = [settings.DATA_SET]
+    else:
+        names = [name for name in TASKS if find_answer_file(settings, name)]
+        if not names:   # no answer files: still check the structure of what exists
+            names = [name for name in TASKS if runtime.pre_data_file(settings, name, "train").is_file()]
+        if not names:
+            raise UserError(
+                f"nothing to grade: no answer files result_<dataset>*.txt in {runtime.project_path(settings.ANSWER_DIR)} "
+                f"and no pre_data. Run data_process/train/predict first, or set --answer_dir."
+            )
+    reports = [grade_task(settings, name) for name in names]
+    total = sum(r["total"] for r in reports) / len(reports)
+    if settings.JSON:
+        print(json.dumps({"data_sets": reports, "total": total}, indent=1, ensure_ascii=False))
+    else:
+        print_report(reports, total)
+
+
+if __name__ == "__main__":
+    runtime.run(main, __doc__)

@@ -1,0 +1,261 @@
+"""The one place that loads models and turns prompts into answers; used by train, predict and the tools.
+
+Written for both the exam's stack (transformers 4.38.1, peft 0.10) and today's releases: where their APIs
+differ, the difference is handled here and nowhere else.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import List, Optional, Sequence, Tuple
+
+# Never reach for the hub: everything is local. Set before transformers is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import torch
+import transformers
+from packaging import version
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+import runtime
+from runtime import UserError
+from tasks import LABELS, prompt_parts, read_label
+
+TRANSFORMERS_VERSION = version.parse(transformers.__version__)
+# transformers 4.56 renamed from_pretrained's torch_dtype= to dtype= (4.38 refuses dtype=, 5.x warns on torch_dtype=).
+DTYPE_ARGUMENT = "dtype" if TRANSFORMERS_VERSION >= version.parse("4.56") else "torch_dtype"
+
+
+def choose_dtype(precision: str) -> torch.dtype:
+    """bf16 where the GPU supports it, else fp32. Never fp16: Gemma's activations overflow it (NaN losses)."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise UserError(f"PRECISION={precision!r}: use auto, bf16 or fp32 (fp16 overflows in Gemma).")
+    if precision == "auto":
+        has_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if has_bf16 else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def check_model_folder(folder: Path, allow_pickle: bool) -> None:
+    """Fail before transformers does, with a message that says which setting to change."""
+    hint = "Set MODEL_PATH in config.py (or --model_path PATH) to the local gemma-2b folder."
+    if not folder.exists():
+        raise UserError(f"the model folder {folder} does not exist. {hint}")
+    if not folder.is_dir():
+        raise UserError(f"MODEL_PATH {folder} is a file, not a folder. {hint}")
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder} has no config.json, so it is not a Hugging Face model folder. {hint}")
+    names = {p.name for p in folder.iterdir()}
+    if not any(n.endswith(".safetensors") for n in names):
+        has_bin = any(n.endswith(".bin") for n in names)
+        if not has_bin:
+            raise UserError(f"{folder} has no weights (*.safetensors). {hint}")
+        if not allow_pickle:
+            raise UserError(
+                f"{folder} has only pickled *.bin weights, which can run code when loaded. Convert them to "
+                f"safetensors, or set ALLOW_PICKLE = True (--allow_pickle) if you trust the files."
+            )
+    if not names & {"tokenizer.json", "tokenizer.model"}:
+        raise UserError(f"{folder} has no tokenizer (tokenizer.json or tokenizer.model). {hint}")
+
+
+def load_tokenizer(folder: Path):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure here means the same thing to the user
+        raise UserError(f"could not load the tokenizer from {folder}: {e}") from None
+    tokenizer.padding_side = "right"   # training batches pad on the right; scoring reads each row's last real token
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]:
+    """The base causal LM and its tokenizer from MODEL_PATH, on the GPU when there is one."""
+    folder = runtime.model_dir(settings).resolve()   # absolute: peft looks relative names up on the hub
+    check_model_folder(folder, settings.ALLOW_PICKLE)
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    if config.model_type == "gemma" and not hasattr(config, "hidden_activation") and config.hidden_act == "gelu":
+        # gemma-2b was trained with the tanh approximation of GELU. Its config.json says "gelu", which
+        # transformers 4.38 takes as exact GELU; later releases read it as the approximation. Do as they do.
+        config.hidden_act = "gelu_pytorch_tanh"
+    dtype = choose_dtype(settings.PRECISION)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), config=config, local_files_only=True, use_safetensors=not settings.ALLOW_PICKLE,
+            **{DTYPE_ARGUMENT: dtype},
+        )
+    except ValueError as e:
+        raise UserError(f"{folder} does not hold a causal language model that transformers can load: {e}") from None
+    tokenizer = load_tokenizer(folder)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, tokenizer
+
+
+def adapter_files(folder: Path, allow_pickle: bool) -> None:
+    """Refuse an adapter folder that is missing, empty, truncated or pickled, before peft sees it."""
+    if not (folder / "adapter_config.json").is_file():
+        raise UserError(
+            f"no adapter in {folder} (adapter_config.json is missing). Train one first: python train.py "
+            f"--data_set {folder.name}"
+        )
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        if (folder / "adapter_model.bin").is_file() and not allow_pickle:
+            raise UserError(
+                f"{folder} has a pickled adapter_model.bin, which can run code when loaded. Re-save it as "
+                f"safetensors, or set ALLOW_PICKLE = True (--allow_pickle) if you trust it."
+            )
+        if not (folder / "adapter_model.bin").is_file():
+            raise UserError(f"{folder} has adapter_config.json but no adapter_model.safetensors: train again.")
+
+
+def load_adapter(model, settings: SimpleNamespace, task_name: str):
+    """base model + saved_model/<task>/, checked to belong to this task and this base model."""
+    from peft import PeftModel
+
+    folder = runtime.adapter_dir(settings, task_name)
+    adapter_files(folder, settings.ALLOW_PICKLE)
+    record_path = folder / "run_record.json"
+    if record_path.is_file():
+        trained_on = json.loads(record_path.read_text(encoding="utf-8")).get("data_set")
+        if trained_on and trained_on != task_name:
+            raise UserError(
+                f"the adapter in {folder} was trained on {trained_on}, not {task_name}. Train one for "
+                f"{task_name} (python train.py --data_set {task_name}) or predict with --data_set {trained_on}."
+            )
+    try:
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+    except RuntimeError as e:
+        if "size mismatch" in str(e):
+            raise UserError(
+                f"the adapter in {folder} was trained for a base model of another shape than {runtime.model_dir(settings)}: "
+                f"use the base model it was trained on (see base_model_name_or_path in its adapter_config.json)."
+            ) from None
+        raise UserError(f"the adapter in {folder} cannot be loaded ({e}); it may be truncated: train again.") from None
+    except Exception as e:  # noqa: BLE001 - safetensors/json/peft errors all mean a broken adapter
+        raise UserError(f"the adapter in {folder} cannot be loaded ({type(e).__name__}: {e}); train again.") from None
+
+
+# --- prompts as token ids ---------------------------------------------------------------------------
+
+def label_token_ids(tokenizer) -> List[int]:
+    """The token id of each label, as it follows the prompt ("0" and "1" are single tokens in Gemma)."""
+    ids = []
+    for label in LABELS:
+        pieces = tokenizer(label, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise UserError(f"the tokenizer splits the label {label!r} into {len(pieces)} tokens; labels must be single tokens.")
+        ids.append(pieces[0])
+    return ids
+
+
+def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int) -> Tuple[List[int], bool]:
+    """BOS + prompt as token ids, at most max_tokens long, and whether the input had to be shortened.
+
+    Only the input is ever cut: the instruction and the "### Response:" marker the answer follows stay whole.
+    """
+    head, text, tail = prompt_parts(instruction, input_text)
+    ids = tokenizer(head + text + tail)["input_ids"]            # adds BOS; Gemma needs it
+    if len(ids) <= max_tokens:
+        return ids, False
+    head_ids = tokenizer(head)["input_ids"]
+    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    room = max_tokens - len(head_ids) - len(tail_ids)
+    if room < 1:
+        raise UserError(f"MAX_LENGTH={max_tokens} leaves no room for the input after the instruction; raise --max_length.")
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"][:room]
+    return head_ids + text_ids + tail_ids, True
+
+
+def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: bool) -> dict:
+    """Token ids of prompt + label + EOS, with the loss on the label and EOS only unless train_on_inputs."""
+    answer = tokenizer(example["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - len(answer))
+    input_ids = prompt + answer
+    labels = list(input_ids) if train_on_inputs else [-100] * len(prompt) + answer
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+def causal_lm_parts(model):
+    """(transformer body, output layer) of a causal LM, looking through a peft wrapper (LoRA stays active)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder(), inner.get_output_embeddings()
+
+
+@torch.no_grad()
+def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
+                 batch_size: int = 1) -> List[str]:
+    """The likelier label after each prompt: one forward pass of the body, then the output layer's label rows only.
+
+    Computing two rows of the 256k-row output layer at one position, instead of all rows at every
+    position, gives the same argmax at a fraction of the cost (see tools/bench.py).
+    """
+    body, head = causal_lm_parts(model)
+    device = next(model.parameters()).device
+    rows = head.weight[label_ids]                         # (labels, hidden)
+    answers = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start:start + batch_size]
+        longest = max(len(p) for p in batch)
+        input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for i, p in enumerate(batch):                     # right padding: positions match unpadded inference
+            input_ids[i, :len(p)] = torch.tensor(p)
+            attention_mask[i, :len(p)] = 1
+        hidden = body(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
+        last = attention_mask.sum(dim=1).to(device) - 1
+        final = hidden[torch.arange(len(batch), device=device), last]          # (batch, hidden)
+        scores = final @ rows.T
+        answers += [LABELS[i] for i in scores.argmax(dim=-1).tolist()]
+    return answers
+
+
+@torch.no_grad()
+def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) -> str:
+    """Free greedy decoding of one prompt: the raw text the model writes (predict reads the label out of it)."""
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([prompt], device=device)
+    output = model.generate(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+        do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
+
+
+def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: str = "labels",
+           max_new_tokens: int = 5, batch_size: int = 1,
+           progress: Optional[str] = None) -> Tuple[List[Optional[str]], List[str], int]:
+    """Answers for examples: (labels or None, raw texts, how many inputs were shortened).
+
+    decode="labels" compares the label tokens' scores (always a valid label); decode="generate" decodes
+    freely and reads the label out of the text (None when the text is not a label).
+    """
+    from tqdm.auto import tqdm
+
+    if decode not in ("labels", "generate"):
+        raise UserError(f"DECODE={decode!r}: use labels or generate.")
+    room = max_length - 2                                 # the label and EOS come after the prompt in training
+    encoded = [encode_prompt(tokenizer, e["instruction"], e["input"], room) for e in examples]
+    prompts = [ids for ids, _ in encoded]
+    truncated = sum(cut for _, cut in encoded)
+    model.eval()
+    if decode == "labels":
+        label_ids = label_token_ids(tokenizer)
+        labels: List[Optional[str]] = []
+        bar = tqdm(total=len(prompts), desc=progress, disable=progress is None)
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            labels += score_labels(model, chunk, label_ids, tokenizer.pad_token_id, batch_size=batch_size)
+            bar.update(len(chunk))
+        bar.close()
+        return labels, list(labels), truncated
+    texts = [generate_answer(model, tokenizer, p, max_new_tokens)
+             for p in tqdm(prompts, desc=progress, disable=progress is None)]
+    return [read_label(t) for t in texts], texts, truncated

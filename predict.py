@@ -1,0 +1,86 @@
+"""Answer the first PREDICT_COUNT dev items with the fine-tuned model, one input at a time.
+
+    python predict.py                        # questionB/result_<DATA_SET>.txt, one label a line
+    python predict.py --split val            # score the labelled holdout: accuracy, MCC, F1, confusion matrix
+    python predict.py --decode generate      # free decoding instead of comparing the label tokens
+
+Loads MODEL_PATH + saved_model/<ds>/. By default each answer is the likelier of the label tokens "0" and
+"1" right after the prompt (one forward pass, always a valid label); --decode generate lets the model
+write freely and reads the label out of its text, counting answers that are not a label.
+"""
+from __future__ import annotations
+
+import json
+
+import runtime
+from runtime import UserError
+from tasks import LabelFileLayout, format_metrics, label_counts, metrics, parse_label_file
+
+
+def example_layout(settings, task_name: str) -> LabelFileLayout:
+    """Mirror the layout (header, index column) of a result file for this task already in RESULT_DIR, if any."""
+    folder = runtime.project_path(settings.RESULT_DIR)
+    for path in sorted(folder.glob(f"result_{task_name}*.txt")):
+        try:
+            _, layout, _ = parse_label_file(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if layout != LabelFileLayout():
+            print(f"mirroring the layout of {runtime.shown(path)} (header: {layout.header!r}, "
+                  f"index from: {layout.index_start})")
+            return layout
+    return LabelFileLayout()
+
+
+def main(settings) -> None:
+    task_name = settings.DATA_SET
+    if settings.SPLIT not in ("dev", "val"):
+        raise UserError(f"SPLIT={settings.SPLIT!r}: use dev (write the result file) or val (score the holdout).")
+    source = runtime.pre_data_file(settings, task_name, settings.SPLIT)
+    if not source.is_file():
+        raise UserError(f"{source} does not exist: run python data_process.py first.")
+    try:
+        examples = json.loads(source.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{source}, line {e.lineno}: not valid JSON ({e.msg}); run python data_process.py again.") from None
+    if settings.SPLIT == "dev":
+        if len(examples) < settings.PREDICT_COUNT:
+            print(f"note: {source} has only {len(examples)} items, fewer than PREDICT_COUNT={settings.PREDICT_COUNT}")
+        examples = examples[:settings.PREDICT_COUNT]
+
+    import modeling   # torch and transformers load here, after the cheap checks
+
+    model, tokenizer = modeling.load_base_model(settings)
+    model = modeling.load_adapter(model, settings, task_name)
+    # One input at a time, as the exam requires (batch_size=1: no padding, no interaction between items).
+    labels, texts, truncated = modeling.decide(
+        model, tokenizer, examples, settings.MAX_LENGTH, decode=settings.DECODE,
+        max_new_tokens=settings.MAX_NEW_TOKENS, batch_size=1, progress=f"{task_name} {settings.SPLIT}",
+    )
+    if truncated:
+        print(f"{truncated} inputs were longer than MAX_LENGTH={settings.MAX_LENGTH} tokens and were shortened")
+    invalid = [i for i, label in enumerate(labels) if label is None]
+    if invalid:
+        print(f"{len(invalid)} answers were not a label, e.g. item {invalid[0]}: {texts[invalid[0]]!r}")
+
+    if settings.SPLIT == "val":
+        m = metrics([e["output"] for e in examples], labels)
+        c = m["confusion"]
+        print("confusion matrix (rows: true label, columns: predicted)")
+        print(f"        pred 0  pred 1\n true 0 {c['tn']:>6}  {c['fp']:>6}\n true 1 {c['fn']:>6}  {c['tp']:>6}")
+        print(f"predict: holdout {task_name} ({settings.DECODE}): {format_metrics(m)}")
+        return
+
+    # An answer that is not a label still needs a line, or every later answer would shift: write the
+    # majority answer there (it is wrong at most as often as a guess) and say so above.
+    majority = max(("0", "1"), key=lambda label: labels.count(label))
+    written = [label if label is not None else majority for label in labels]
+    out = runtime.result_file(settings, task_name)
+    with runtime.exclusive(out.parent, "predict.py"):
+        layout = example_layout(settings, task_name)
+        runtime.write_atomically(out, layout.format(written))
+    print(f"predict: wrote {len(written)} answers to {runtime.shown(out)} ({label_counts(written)})")
+
+
+if __name__ == "__main__":
+    runtime.run(main, __doc__)

@@ -1,0 +1,247 @@
+"""Plumbing every script shares: settings from config.py and the command line, project paths, clear
+errors, atomic writes, locks and run records. No torch here, so the light scripts start fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import textwrap
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Iterator, List, Optional
+
+import config
+from tasks import task_named
+
+ROOT = Path(__file__).resolve().parent
+EXAM_DATA_DIR = Path("/home/aiservice/worksapce/data/questionBData")   # sic: the exam machine's spelling
+EXAM_MODEL_DIR = Path("/home/aiservice/worksapce/model/gemma-2b")
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one paragraph without a stack trace, exit code 2."""
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+def defaults() -> dict:
+    return {name: value for name, value in vars(config).items() if name.isupper()}
+
+
+def _convert(name: str, text: str, default):
+    """`text` as the type of the default: an int is fine where a float is expected, bools take yes/no."""
+    if isinstance(default, bool):
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"--{name.lower()} takes true or false, not {text!r}.")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(f"--{name.lower()} takes a whole number (default {default}), not {text!r}.") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"--{name.lower()} takes a number (default {default}), not {text!r}.") from None
+    return text
+
+
+def load_settings(argv: Optional[List[str]] = None, doc: str = "") -> SimpleNamespace:
+    """config.py's settings with `--name value`, `--name=value` or a bare `--flag` from argv applied."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    settings = defaults()
+    overridden = set()
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(textwrap.dedent(doc).strip() + "\n\nSettings (config.py; override with --name value):")
+        for name, value in settings.items():
+            print(f"  --{name.lower():<24} {value!r}")
+        raise SystemExit(0)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise UserError(f"unexpected argument {arg!r}: settings are given as --name value (see --help).")
+        name, has_value, value = arg[2:].partition("=")   # split on the first "=" only
+        key = name.upper().replace("-", "_")
+        if key not in settings:
+            import difflib
+            close = difflib.get_close_matches(key, list(settings), n=1)
+            hint = f" Did you mean --{close[0].lower()}?" if close else ""
+            valid = ", ".join(n.lower() for n in settings)
+            raise UserError(f"unknown setting --{name}.{hint} Valid settings: {valid}.")
+        default = settings[key]
+        if not has_value:
+            next_is_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            if isinstance(default, bool) and not next_is_value:
+                settings[key] = True
+                overridden.add(key)
+                i += 1
+                continue
+            if not next_is_value:
+                raise UserError(f"--{name} needs a value, e.g. --{name} {default!r}.")
+            value = argv[i + 1]
+            i += 1
+        settings[key] = _convert(key, value, default)
+        overridden.add(key)
+        i += 1
+    try:
+        settings["DATA_SET"] = task_named(settings["DATA_SET"]).name   # "cola" is CoLA
+    except ValueError as e:
+        raise UserError(f"DATA_SET: {e}") from None
+    return SimpleNamespace(OVERRIDDEN=overridden, **settings)
+
+
+# --- paths ------------------------------------------------------------------------------------------
+
+def project_path(path: str) -> Path:
+    """A setting's path, relative paths taken from the project folder."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else ROOT / p
+
+
+def data_dir(settings: SimpleNamespace) -> Path:
+    if settings.DATA_DIR:
+        folder = project_path(settings.DATA_DIR)
+    else:
+        local = ROOT / "data" / "questionBData"
+        folder = local if local.is_dir() else EXAM_DATA_DIR
+    if not folder.is_dir():
+        raise UserError(
+            f"the data folder {folder} does not exist. Put <dataset>_train.tsv and <dataset>_dev.tsv in "
+            f"data/questionBData/ here, or set DATA_DIR in config.py (or --data_dir PATH)."
+        )
+    return folder
+
+
+def model_dir(settings: SimpleNamespace) -> Path:
+    if settings.MODEL_PATH:
+        return project_path(settings.MODEL_PATH)
+    local = ROOT / "models" / "gemma-2b"
+    return local if local.is_dir() else EXAM_MODEL_DIR
+
+
+def pre_data_file(settings: SimpleNamespace, task_name: str, split: str) -> Path:
+    """pre_data/<ds>/<ds>_<split>.json for split train | dev | val."""
+    return project_path(settings.PRE_DATA_DIR) / task_name / f"{task_name}_{split}.json"
+
+
+def adapter_dir(settings: SimpleNamespace, task_name: str) -> Path:
+    return project_path(settings.SAVED_MODEL_DIR) / task_name
+
+
+def shown(path: Path) -> str:
+    """A path as short as it can be told: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def result_file(settings: SimpleNamespace, task_name: str) -> Path:
+    return project_path(settings.RESULT_DIR) / f"result_{task_name}.txt"
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+def write_atomically(path: Path, data: str) -> None:
+    """Write the whole text or nothing: a crash leaves the old file, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomically(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def exclusive(folder: Path, what: str) -> Iterator[None]:
+    """Refuse a second run writing into `folder` at the same time (a lock file holding our pid).
+
+    A lock left by a process that no longer exists (killed, machine restarted) is taken over.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)   # stale: its process is gone
+                continue
+            except PermissionError:
+                pass
+            raise UserError(
+                f"another {what} (process {pid}) is writing into {folder} right now. Wait for it to finish, "
+                f"or stop it; if no such process is running, delete {lock}."
+            ) from None
+    else:
+        raise UserError(f"could not take the lock {lock}; delete it if no other run is going on.")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def package_versions(names=("python", "torch", "transformers", "peft", "accelerate", "datasets",
+                            "tokenizers", "sentencepiece", "numpy")) -> dict:
+    from importlib import metadata
+    versions = {}
+    for name in names:
+        if name == "python":
+            versions[name] = sys.version.split()[0]
+            continue
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# --- running a script -------------------------------------------------------------------------------
+
+def run(main: Callable[[SimpleNamespace], None], doc: str) -> None:
+    """Run a script's main(settings): user errors as one paragraph (exit 2), Ctrl-C as one line (exit 130)."""
+    # SIGTERM (a scheduler, `kill`) gets the same clean exit as Ctrl-C: temp files removed, locks freed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    script = Path(sys.argv[0]).name
+    try:
+        main(load_settings(doc=doc))
+    except UserError as e:
+        print(f"\n{script}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(f"\n{script}: interrupted; files already written are complete, nothing is half-written.",
+              file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,199 @@
+"""What data_process, train and predict must agree on: the tasks, the prompt, and how answers are read.
+
+A prompt is built in one place (`build_prompt`) and an answer is read back in one place
+(`read_label`), so training and prediction can never disagree about either. No torch here: this
+module is imported by the light scripts (data_process, grade) too.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+LABELS = ("0", "1")   # what the exam expects in result files; "0" and "1" are single Gemma tokens
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    instruction: str
+    text_fields: tuple  # names of the text fields that make up the model input, in order
+    positive: str       # what label 1 means, for reports
+
+
+TASKS: Dict[str, Task] = {
+    "CoLA": Task(
+        name="CoLA",
+        instruction=(
+            "Decide whether the following English sentence is grammatically acceptable. "
+            "Answer 1 if it is acceptable and 0 if it is not."
+        ),
+        text_fields=("sentence",),
+        positive="acceptable",
+    ),
+    "QQP": Task(
+        name="QQP",
+        instruction=(
+            "Decide whether the two questions below ask the same thing, so that one answer would serve both. "
+            "Answer 1 if they are duplicates and 0 if they are not."
+        ),
+        text_fields=("question1", "question2"),
+        positive="duplicate",
+    ),
+    "SST-2": Task(
+        name="SST-2",
+        instruction=(
+            "Decide whether the sentiment of the following movie review sentence is positive or negative. "
+            "Answer 1 if it is positive and 0 if it is negative."
+        ),
+        text_fields=("sentence",),
+        positive="positive",
+    ),
+}
+
+# The Alpaca template (tloen/alpaca-lora), which the exam's instruction/input/output JSON is made for.
+# The answer follows the final newline directly: "0"/"1" carry no leading space in Gemma's vocabulary.
+PROMPT_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+
+
+def task_named(name: str) -> Task:
+    """The task called `name`, forgiving case ("cola" is CoLA); an unknown name is refused with suggestions."""
+    for task in TASKS.values():
+        if task.name.lower() == name.strip().lower():
+            return task
+    close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.4)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise ValueError(f"unknown data set {name!r}: use one of {', '.join(TASKS)}.{hint}")
+
+
+def model_input(task: Task, fields: Sequence[str]) -> str:
+    """The `input` text of one example, from its text fields in `task.text_fields` order."""
+    if len(task.text_fields) == 1:
+        return fields[0]
+    # Label each question so the model never has to guess where one ends and the other begins.
+    return "\n".join(f"Question {i}: {text}" for i, text in enumerate(fields, start=1))
+
+
+def build_prompt(instruction: str, input_text: str) -> str:
+    """The full prompt for one example; the model's answer comes right after it."""
+    return PROMPT_TEMPLATE.format(instruction=instruction, input=input_text)
+
+
+def prompt_parts(instruction: str, input_text: str) -> tuple:
+    """The prompt split around its input, so a long input can be shortened without touching the rest."""
+    head, tail = PROMPT_TEMPLATE.split("{input}")
+    return head.format(instruction=instruction), input_text, tail
+
+
+_WORDS_FOR = {
+    "1": ("1", "yes", "true", "acceptable", "duplicate", "positive", "correct"),
+    "0": ("0", "no", "false", "unacceptable", "not", "negative", "incorrect"),
+}
+
+
+def read_label(text: str) -> Optional[str]:
+    """The label an answer stands for ("0" or "1"), or None when it is not a label.
+
+    Reads model output and answer files alike: "1", " 1\n", "Yes", "True", "1. The sentence..." all
+    give "1". Only the first word counts, so "0 1" is "0" (the model answered 0 first).
+    """
+    words = text.strip().split()
+    if not words:
+        return None
+    first = words[0].strip(".,:;!\"'()[]").lower()
+    for label, words_for_label in _WORDS_FOR.items():
+        if first in words_for_label:
+            return label
+    return None
+
+
+def metrics(gold: Sequence[str], predicted: Sequence[Optional[str]]) -> dict:
+    """Accuracy, Matthews correlation (CoLA's official metric), F1 of label 1 and the confusion counts.
+
+    A missing or invalid prediction (None) counts as wrong. Written out rather than taken from
+    scikit-learn so that grade.py starts fast and runs where only Python is installed.
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
+    tp = sum(g == "1" and p == "1" for g, p in zip(gold, predicted))
+    tn = sum(g == "0" and p == "0" for g, p in zip(gold, predicted))
+    fp = sum(g == "0" and p == "1" for g, p in zip(gold, predicted))
+    fn = sum(g == "1" and p == "0" for g, p in zip(gold, predicted))
+    invalid = sum(p not in LABELS for p in predicted)
+    n = len(gold)
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return {
+        "n": n,
+        "correct": tp + tn,
+        "accuracy": (tp + tn) / n if n else 0.0,
+        "mcc": (tp * tn - fp * fn) / denominator if denominator else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "confusion": {"tp": tp, "tn": tn, "fp": fp, "fn": fn},
+        "invalid": invalid,
+    }
+
+
+def format_metrics(m: dict) -> str:
+    """One line for people: `k/n = x %`, then MCC and F1."""
+    line = f"{m['correct']}/{m['n']} = {100 * m['accuracy']:.2f} %   MCC {m['mcc']:.3f}   F1 {m['f1']:.3f}"
+    if m["invalid"]:
+        line += f"   ({m['invalid']} answers were not a label)"
+    return line
+
+
+def label_counts(labels: List[Optional[str]]) -> str:
+    """`0: 60 %, 1: 40 %` style summary of a list of labels."""
+    n = len(labels) or 1
+    parts = [f"{label}: {labels.count(label)} ({100 * labels.count(label) / n:.0f} %)" for label in LABELS]
+    others = len(labels) - sum(labels.count(label) for label in LABELS)
+    if others:
+        parts.append(f"not a label: {others}")
+    return ", ".join(parts)
+
+
+# --- result and answer files: one label a line, optionally with an index column and a header ---------
+
+@dataclass(frozen=True)
+class LabelFileLayout:
+    header: Optional[str] = None     # the header line, when the file has one
+    index_start: Optional[int] = None   # first index when lines are `index<TAB>label`, else None
+
+    def format(self, labels: Sequence[str]) -> str:
+        lines = [self.header] if self.header is not None else []
+        if self.index_start is None:
+            lines += list(labels)
+        else:
+            lines += [f"{self.index_start + i}\t{label}" for i, label in enumerate(labels)]
+        return "\n".join(lines) + "\n"
+
+
+def parse_label_file(text: str) -> tuple:
+    """(labels, layout, problems) of a result or answer file.
+
+    Accepts one label a line, `index<TAB>label` (or space-separated), an optional header line, and
+    labels written as 0/1, yes/no or True/False. A line that is blank or not a label gives None at
+    its position (it counts as wrong) and is listed in problems; blank lines at the end are ignored.
+    """
+    lines = [line.rstrip("\r") for line in text.lstrip("\ufeff").split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    header = None
+    if lines and read_label(lines[0].split()[-1] if lines[0].split() else "") is None \
+            and any(c.isalpha() for c in lines[0]):
+        header = lines.pop(0)
+    split_lines = [line.split() for line in lines]
+    indexed = bool(split_lines) and all(len(p) == 2 and p[0].isdigit() for p in split_lines if p)
+    labels: List[Optional[str]] = []
+    problems: List[str] = []
+    for number, parts in enumerate(split_lines, start=2 if header is not None else 1):
+        label = read_label(parts[-1]) if parts else None
+        if label is None:
+            problems.append(f"line {number}: {' '.join(parts)!r} is not a label" if parts else f"line {number} is blank")
+        labels.append(label)
+    first_index = int(split_lines[0][0]) if indexed and split_lines and split_lines[0] else None
+    return labels, LabelFileLayout(header, first_index), problems
