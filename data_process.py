@@ -26,6 +26,7 @@ from tasks import LABELS, TASKS, Task, label_counts, model_input
 # Column names we recognise in a header row, across GLUE's files.
 HEADER_WORDS = {"index", "id", "qid1", "qid2", "sentence", "question1", "question2", "label", "is_duplicate"}
 LABEL_COLUMNS = ("label", "is_duplicate")
+CSV_QUOTED = {"QQP"}   # GLUE writes QQP with CSV quoting; in CoLA's raw files (and SST-2) quotes are literal text
 
 
 @dataclass
@@ -80,6 +81,13 @@ def is_header(fields: Sequence[str]) -> bool:
     return any(f.strip().lower() in HEADER_WORDS for f in fields) and not any(f.strip() in LABELS for f in fields)
 
 
+def looks_comma_separated(lines: List[str]) -> bool:
+    """Whether tab-less lines split into the same number (2 or more) of CSV fields each, as a CSV file does."""
+    import csv
+    counts = {len(next(csv.reader([line]))) for line in lines if line.strip()}
+    return len(lines) >= 3 and len(counts) == 1 and counts.pop() >= 2
+
+
 def find_layout(task: Task, path: Path, lines: List[str], labelled: bool) -> Layout:
     """Work out the file's layout: a header names the columns, else the usual field count of the first lines decides
     (the usual one, so that one malformed first row does not decide for the whole file)."""
@@ -114,6 +122,11 @@ def find_layout(task: Task, path: Path, lines: List[str], labelled: bool) -> Lay
     else:  # SST-2
         known = {2: ((0,), 1, "sentence | label") if labelled else ((1,), None, "index | sentence"),
                  1: ((0,), None, "sentence")}
+    if n == 1 and looks_comma_separated(lines[:50]):   # else a CSV would pass for one sentence a line
+        raise UserError(
+            f"{path}: no line has a tab, but every line has the same number of commas: the file looks comma-separated "
+            f"(CSV). The files must be tab-separated: save it as TSV (e.g. pandas to_csv(sep='\\t')), then run again."
+        )
     if n not in known or (labelled and known[n][1] is None):
         expected = " or ".join(f"{k} ({v[2]})" for k, v in known.items() if v[1] is not None or not labelled)
         hint = " It looks comma-separated: the files must be tab-separated." if "," in first[0] and n == 1 else ""
@@ -144,7 +157,7 @@ def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[i
         if len(fields) != layout.n_fields:
             problem = f"{len(fields)} fields instead of {layout.n_fields}"
         else:
-            texts = [unquote(fields[i]).strip() for i in layout.text_columns]
+            texts = [(unquote(fields[i]) if task.name in CSV_QUOTED else fields[i]).strip() for i in layout.text_columns]
             label = fields[layout.label_column].strip() if layout.label_column is not None else None
             if labelled and label not in LABELS:
                 problem = f"label {label!r} is not 0 or 1"
@@ -164,11 +177,12 @@ def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[i
 
 def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
     """n rows keeping each label's share (or an equal count per label when balanced), in file order."""
-    if n >= len(rows):
+    if n >= len(rows) and not balanced:
         return list(rows)
     by_label: Dict[str, List[Row]] = {label: [r for r in rows if r.label == label] for label in LABELS}
-    if balanced:
-        quota = {label: min(n // len(LABELS), len(group)) for label, group in by_label.items()}
+    if balanced:   # as many per label as the rarest label allows, so the counts are equal
+        per_label = min([n // len(LABELS)] + [len(group) for group in by_label.values()])
+        quota = {label: per_label for label in by_label}
     else:
         quota = {label: round(n * len(group) / len(rows)) for label, group in by_label.items()}
         quota[LABELS[-1]] = n - quota[LABELS[0]]   # rounding must not change the total
@@ -213,7 +227,14 @@ def process(task: Task, folder: Path, settings) -> None:
     cap = settings.MAX_SAMPLES if settings.MAX_SAMPLES > 0 else len(rest)
     if cap > len(rest):
         print(f"  MAX_SAMPLES={settings.MAX_SAMPLES} is more than the {len(rest)} rows left after the holdout: using all")
+    elif settings.MAX_SAMPLES <= 0:
+        print(f"  MAX_SAMPLES={settings.MAX_SAMPLES} (0 or less): using all {len(rest)} rows left after the holdout")
     train = stratified_sample(rest, cap, rng, settings.BALANCED)
+    if not train:
+        raise UserError(
+            f"{train_path}: MAX_SAMPLES={settings.MAX_SAMPLES}{' with BALANCED' if settings.BALANCED else ''} leaves no "
+            f"training example out of {len(rest)} rows: raise --max_samples (0 = all rows)."
+        )
 
     dev_rows, _, _ = read_rows(task, dev_path, labelled=False)
     empty_dev = [row.line for row in dev_rows if not all(row.texts)]

@@ -99,6 +99,8 @@ def check_adapter(settings, task_name: str) -> tuple:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return [f"{shown}/adapter_config.json is not valid JSON ({e})"], []
+    if not isinstance(config, dict):
+        return [f"{shown}/adapter_config.json is not a JSON object"], []
     reasons, notes = [], []
     r = config.get("r")
     if str(config.get("peft_type", "")).upper() != "LORA":
@@ -111,7 +113,10 @@ def check_adapter(settings, task_name: str) -> tuple:
         reasons.append("adapter_config.json names no base_model_name_or_path")
     record = folder / "run_record.json"
     if record.is_file():
-        trained_on = json.loads(record.read_text(encoding="utf-8")).get("data_set")
+        try:
+            trained_on = json.loads(record.read_text(encoding="utf-8")).get("data_set")
+        except (ValueError, AttributeError):   # an unreadable run record is no part of the adapter: ignore it
+            trained_on = None
         if trained_on and trained_on != task_name:
             reasons.append(f"this adapter was trained on {trained_on}, so it is in the wrong place")
     try:
@@ -129,8 +134,14 @@ def check_adapter(settings, task_name: str) -> tuple:
                        f"a model copy, not an adapter")
     if weights.stat().st_size > MAX_ADAPTER_BYTES:
         reasons.append(f"adapter_model.safetensors is {weights.stat().st_size / 1e9:.1f} GB: too big for a LoRA adapter")
+    empty = [n for n in lora_a + lora_b if 0 in header[n]["shape"]]
+    if empty:
+        reasons.append(f"{len(empty)} LoRA tensors hold no numbers (e.g. {empty[0]} {header[empty[0]]['shape']}): "
+                       f"an empty adapter")
     if isinstance(r, int):
-        bad_shape = [n for n in lora_a if header[n]["shape"][0] != r] + [n for n in lora_b if header[n]["shape"][-1] != r]
+        # lora_A is (r, in_features) and lora_B is (out_features, r): two dimensions, the rank where peft puts it
+        bad_shape = ([n for n in lora_a if len(header[n]["shape"]) != 2 or header[n]["shape"][0] != r]
+                     + [n for n in lora_b if len(header[n]["shape"]) != 2 or header[n]["shape"][1] != r])
         if bad_shape:
             reasons.append(f"{len(bad_shape)} LoRA tensors do not have rank r = {r} (e.g. {bad_shape[0]} "
                            f"{header[bad_shape[0]]['shape']})")

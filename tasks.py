@@ -66,8 +66,9 @@ def task_named(name: str) -> Task:
     for task in TASKS.values():
         if task.name.lower() == name.strip().lower():
             return task
-    close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.4)
-    hint = f" Did you mean {close[0]}?" if close else ""
+    by_lower = {known.lower(): known for known in TASKS}   # compare without case, like the match above
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.4)
+    hint = f" Did you mean {by_lower[close[0]]}?" if close else ""
     raise ValueError(f"unknown data set {name!r}: use one of {', '.join(TASKS)}.{hint}")
 
 
@@ -126,13 +127,20 @@ def metrics(gold: Sequence[str], predicted: Sequence[Optional[str]]) -> dict:
     fn = sum(g == "1" and p == "0" for g, p in zip(gold, predicted))
     invalid = sum(p not in LABELS for p in predicted)
     n = len(gold)
-    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    # An invalid answer is wrong whatever the gold label: it is a missed 1 for F1, and a third class that is
+    # never right for the Matthews correlation (its K-class form, which is the usual one when K = 2).
+    gold_count = {label: sum(g == label for g in gold) for label in LABELS}
+    predicted_count = {label: sum(p == label for p in predicted) for label in LABELS}
+    covariance = (tp + tn) * n - sum(gold_count[label] * predicted_count[label] for label in LABELS)
+    spread_gold = n * n - sum(count * count for count in gold_count.values())
+    spread_predicted = n * n - sum(count * count for count in predicted_count.values()) - invalid * invalid
+    denominator = math.sqrt(spread_gold * spread_predicted)
     return {
         "n": n,
         "correct": tp + tn,
         "accuracy": (tp + tn) / n if n else 0.0,
-        "mcc": (tp * tn - fp * fn) / denominator if denominator else 0.0,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "mcc": covariance / denominator if denominator else 0.0,
+        "f1": 2 * tp / (gold_count["1"] + predicted_count["1"]) if tp else 0.0,
         "confusion": {"tp": tp, "tn": tn, "fp": fp, "fn": fn},
         "invalid": invalid,
     }
@@ -195,5 +203,5 @@ def parse_label_file(text: str) -> tuple:
         if label is None:
             problems.append(f"line {number}: {' '.join(parts)!r} is not a label" if parts else f"line {number} is blank")
         labels.append(label)
-    first_index = int(split_lines[0][0]) if indexed and split_lines and split_lines[0] else None
+    first_index = next((int(parts[0]) for parts in split_lines if parts), None) if indexed else None
     return labels, LabelFileLayout(header, first_index), problems

@@ -1,0 +1,190 @@
+"""Settings: config.py's values, command-line overrides and where relative paths point. No torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import config
+import runtime
+from conftest import ROOT, run_script
+from runtime import UserError, load_settings
+
+
+def test_the_contract_names_exist_with_their_documented_defaults():
+    settings = load_settings([])
+    assert settings.DATA_SET == "CoLA" and settings.MAX_SAMPLES == 4000 and settings.PREDICT_COUNT == 150
+    assert settings.MAX_STEPS == -1 and isinstance(settings.EPOCHS, int) and isinstance(settings.SEED, int)
+    for name in ("DATA_DIR", "MODEL_PATH", "ANSWER_DIR"):
+        assert isinstance(getattr(settings, name), str)
+    assert settings.OVERRIDDEN == set()
+    assert {name for name in vars(settings) if name != "OVERRIDDEN"} == {n for n in vars(config) if n.isupper()}
+
+
+def test_settings_are_read_from_config_at_each_call(monkeypatch):
+    monkeypatch.setattr(config, "MAX_SAMPLES", 123)   # what editing config.py does
+    assert load_settings([]).MAX_SAMPLES == 123
+
+
+@pytest.mark.parametrize("argv", [["--max_samples", "2000"], ["--max_samples=2000"], ["--MAX_SAMPLES", "2000"],
+                                  ["--max-samples", "2000"]])
+def test_name_value_forms(argv):
+    settings = load_settings(argv)
+    assert settings.MAX_SAMPLES == 2000 and type(settings.MAX_SAMPLES) is int
+    assert settings.OVERRIDDEN == {"MAX_SAMPLES"}
+
+
+def test_several_overrides_and_negative_numbers():
+    settings = load_settings(["--max_steps", "-1", "--epochs=3", "--learning_rate", "-0.5", "--data_dir", "/x/y"])
+    assert (settings.MAX_STEPS, settings.EPOCHS, settings.LEARNING_RATE, settings.DATA_DIR) == (-1, 3, -0.5, "/x/y")
+    assert settings.OVERRIDDEN == {"MAX_STEPS", "EPOCHS", "LEARNING_RATE", "DATA_DIR"}
+
+
+def test_split_on_the_first_equals_sign_only():
+    assert load_settings(["--lora_targets=a=b"]).LORA_TARGETS == "a=b"
+    assert load_settings(["--lora_targets==q"]).LORA_TARGETS == "=q"
+    assert load_settings(["--data_dir="]).DATA_DIR == ""
+
+
+def test_bare_flag_sets_a_boolean_true():
+    assert load_settings(["--balanced"]).BALANCED is True
+    settings = load_settings(["--resume", "--balanced", "--max_samples", "5"])
+    assert settings.RESUME is True and settings.BALANCED is True and settings.MAX_SAMPLES == 5
+
+
+@pytest.mark.parametrize("text, value", [("false", False), ("False", False), ("0", False), ("no", False),
+                                         ("off", False), ("true", True), ("1", True), ("yes", True), ("ON", True)])
+def test_boolean_with_a_value(text, value):
+    assert load_settings(["--balanced", text]).BALANCED is value
+    assert load_settings([f"--balanced={text}"]).BALANCED is value
+
+
+def test_boolean_with_a_bad_value():
+    with pytest.raises(UserError, match="takes true or false"):
+        load_settings(["--balanced", "maybe"])
+
+
+def test_int_where_a_float_is_expected():
+    settings = load_settings(["--learning_rate", "1", "--lora_dropout=0"])
+    assert settings.LEARNING_RATE == 1.0 and type(settings.LEARNING_RATE) is float
+    assert settings.LORA_DROPOUT == 0.0 and type(settings.LORA_DROPOUT) is float
+    assert load_settings(["--learning_rate", "3e-5"]).LEARNING_RATE == 3e-5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max_samples", "2.5"], "takes a whole number"),
+    (["--max_samples", "lots"], "takes a whole number"),
+    (["--learning_rate", "fast"], "takes a number"),
+    (["--max_samples"], "needs a value"),
+    (["--max_samples", "--balanced"], "needs a value"),
+    (["max_samples", "5"], "unexpected argument"),
+])
+def test_bad_values_are_user_errors(argv, message):
+    with pytest.raises(UserError, match=message):
+        load_settings(argv)
+
+
+def test_unknown_name_lists_valid_names_and_suggests_one():
+    with pytest.raises(UserError) as error:
+        load_settings(["--lerning_rate", "1e-4"])
+    message = str(error.value)
+    assert "unknown setting --lerning_rate" in message and "Did you mean --learning_rate?" in message
+    assert "Valid settings: " + ", ".join(n.lower() for n in vars(config) if n.isupper()) + "." in message
+
+
+def test_unknown_name_without_a_close_one():
+    with pytest.raises(UserError) as error:
+        load_settings(["--zzzzzz"])
+    assert "Did you mean" not in str(error.value) and "Valid settings:" in str(error.value)
+
+
+@pytest.mark.parametrize("given, name", [("cola", "CoLA"), ("COLA", "CoLA"), ("qqp", "QQP"), ("QQP", "QQP"),
+                                         ("sst-2", "SST-2")])
+def test_data_set_is_normalised(given, name):
+    assert load_settings(["--data_set", given]).DATA_SET == name
+    assert load_settings([f"--data_set={given}"]).DATA_SET == name
+
+
+def test_unknown_data_set_is_a_user_error_with_a_suggestion():
+    with pytest.raises(UserError) as error:
+        load_settings(["--data_set", "qqpp"])
+    assert "DATA_SET" in str(error.value) and "Did you mean QQP?" in str(error.value)
+
+
+def test_help_in_process_exits_zero_and_lists_settings(capsys):
+    with pytest.raises(SystemExit) as leave:
+        load_settings(["--data_set", "QQP", "--help"], doc="\n    Does things.\n")
+    assert leave.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Does things.") and "--max_samples" in out and "4000" in out
+
+
+@pytest.mark.parametrize("script", ["data_process.py", "grade.py", "train.py", "predict.py"])
+def test_help_on_the_command_line(script):
+    result = run_script(script, "--help", timeout=120)
+    assert result.returncode == 0
+    assert f"python {script}" in result.stdout   # the script's own docstring first
+    for name in ("--data_set", "--data_dir", "--model_path", "--max_samples", "--predict_count", "--seed"):
+        assert name in result.stdout
+
+
+def test_user_errors_on_the_command_line_are_one_paragraph_exit_2():
+    result = run_script("grade.py", "--no_such_setting", "1", check=False)
+    assert result.returncode == 2
+    assert "grade.py: error: unknown setting --no_such_setting" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- paths -----------------------------------------------------------------------------------------------
+
+def test_relative_paths_are_taken_from_the_project_whatever_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runtime.project_path("pre_data") == ROOT / "pre_data"
+    assert runtime.project_path("a/b") == ROOT / "a" / "b"
+    assert runtime.project_path(str(tmp_path / "x")) == tmp_path / "x"
+    assert runtime.project_path("~/x") == Path.home() / "x"
+    settings = load_settings(["--data_set", "qqp"])
+    assert runtime.pre_data_file(settings, "QQP", "dev") == ROOT / "pre_data" / "QQP" / "QQP_dev.json"
+    assert runtime.adapter_dir(settings, "QQP") == ROOT / "saved_model" / "QQP"
+    assert runtime.result_file(settings, "QQP") == ROOT / "questionB" / "result_QQP.txt"
+
+
+def test_default_data_and_model_folders():
+    settings = load_settings([])
+    local_data, local_model = ROOT / "data" / "questionBData", ROOT / "models" / "gemma-2b"
+    assert runtime.model_dir(settings) == (local_model if local_model.is_dir() else runtime.EXAM_MODEL_DIR)
+    assert str(runtime.EXAM_DATA_DIR) == "/home/aiservice/worksapce/data/questionBData"
+    expected = local_data if local_data.is_dir() else runtime.EXAM_DATA_DIR
+    if expected.is_dir():
+        assert runtime.data_dir(settings) == expected
+    else:
+        with pytest.raises(UserError, match="DATA_DIR"):
+            runtime.data_dir(settings)
+
+
+def test_missing_data_dir_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        runtime.data_dir(load_settings(["--data_dir", str(tmp_path / "nowhere")]))
+
+
+def test_script_run_from_another_cwd_puts_relative_outputs_under_the_project(tmp_path, synthetic_data):
+    """Relative settings name places under the project, not under the working directory.
+
+    The relative path climbs out of the project into tmp_path, so nothing is written into the project: from the
+    project it lands in tmp_path/out, from the working directory (tmp_path/elsewhere) it would land somewhere else.
+    """
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    relative_out = os.path.relpath(tmp_path / "out", ROOT)
+    relative_data = os.path.relpath(synthetic_data / "data", ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "data_process.py"), "--data_dir", relative_data, "--pre_data_dir", relative_out,
+         "--data_set", "CoLA", "--max_samples", "50", "--holdout_size", "10"],
+        cwd=cwd, capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "out" / "CoLA" / "CoLA_train.json").read_text(encoding="utf-8"))
+    assert len(written) == 50
+    assert list(cwd.iterdir()) == []
