@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+import warnings
+
 import torch
 import transformers
 from packaging import version
@@ -24,9 +26,29 @@ import runtime
 from runtime import UserError
 from tasks import LABELS, prompt_parts, read_label
 
+# peft asks the hub whether the base model's vocabulary changed each time it saves; offline it cannot, warns,
+# and rightly assumes it did not (LoRA never touches the vocabulary). Nothing for the user to do: keep it quiet.
+warnings.filterwarnings("ignore", message="Could not find a config file in")
+
 TRANSFORMERS_VERSION = version.parse(transformers.__version__)
 # transformers 4.56 renamed from_pretrained's torch_dtype= to dtype= (4.38 refuses dtype=, 5.x warns on torch_dtype=).
 DTYPE_ARGUMENT = "dtype" if TRANSFORMERS_VERSION >= version.parse("4.56") else "torch_dtype"
+
+
+def resumable():
+    """A context in which the Trainer can read back its own checkpoint's RNG state.
+
+    torch >= 2.6 loads with weights_only=True, and transformers before 4.4x does not allow the numpy arrays that
+    rng_state.pth holds ("Unsupported global: numpy.core.multiarray._reconstruct"). Allow just those, as later
+    transformers do; torch before 2.6 (the exam's 2.0) needs nothing.
+    """
+    import contextlib
+
+    import numpy as np
+    if not hasattr(torch.serialization, "safe_globals"):
+        return contextlib.nullcontext()
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    return torch.serialization.safe_globals([multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))])
 
 
 def choose_dtype(precision: str) -> torch.dtype:
@@ -48,6 +70,21 @@ def check_model_folder(folder: Path, allow_pickle: bool) -> None:
         raise UserError(f"MODEL_PATH {folder} is a file, not a folder. {hint}")
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder} has no config.json, so it is not a Hugging Face model folder. {hint}")
+    try:
+        model_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except ValueError as e:   # bad JSON or bad UTF-8
+        raise UserError(f"{folder / 'config.json'} cannot be read ({one_line(e)}): copy the model folder again. {hint}") from None
+    if not isinstance(model_config, dict):
+        raise UserError(f"{folder / 'config.json'} is not a JSON object: copy the model folder again. {hint}")
+    if "auto_map" in model_config:
+        raise UserError(
+            f"{folder / 'config.json'} asks for custom code from the model folder (auto_map); this project never runs "
+            f"such code (trust_remote_code stays off). Use the standard gemma-2b folder. {hint}"
+        )
+    architectures = model_config.get("architectures") or []
+    if architectures and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        raise UserError(f"{folder} holds a {', '.join(map(str, architectures))}, not a causal language model "
+                        f"(*ForCausalLM) like gemma-2b. {hint}")
     names = {p.name for p in folder.iterdir()}
     if not any(n.endswith(".safetensors") for n in names):
         has_bin = any(n.endswith(".bin") for n in names)
@@ -62,11 +99,18 @@ def check_model_folder(folder: Path, allow_pickle: bool) -> None:
         raise UserError(f"{folder} has no tokenizer (tokenizer.json or tokenizer.model). {hint}")
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line, shortened: messages to the user stay one paragraph."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def load_tokenizer(folder: Path):
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # noqa: BLE001 - any failure here means the same thing to the user
-        raise UserError(f"could not load the tokenizer from {folder}: {e}") from None
+        raise UserError(f"could not load the tokenizer from {folder} ({one_line(e)}): copy the model folder again, "
+                        f"with tokenizer.model / tokenizer.json and tokenizer_config.json.") from None
     tokenizer.padding_side = "right"   # training batches pad on the right; scoring reads each row's last real token
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -77,7 +121,11 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
     """The base causal LM and its tokenizer from MODEL_PATH, on the GPU when there is one."""
     folder = runtime.model_dir(settings).resolve()   # absolute: peft looks relative names up on the hub
     check_model_folder(folder, settings.ALLOW_PICKLE)
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except (ValueError, OSError, KeyError) as e:
+        raise UserError(f"{folder / 'config.json'} is not a model configuration transformers "
+                        f"{transformers.__version__} knows ({one_line(e)}). Point MODEL_PATH at the gemma-2b folder.") from None
     if config.model_type == "gemma" and not hasattr(config, "hidden_activation") and config.hidden_act == "gelu":
         # gemma-2b was trained with the tanh approximation of GELU. Its config.json says "gelu", which
         # transformers 4.38 takes as exact GELU; later releases read it as the approximation. Do as they do.
@@ -85,11 +133,17 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
     dtype = choose_dtype(settings.PRECISION)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(folder), config=config, local_files_only=True, use_safetensors=not settings.ALLOW_PICKLE,
-            **{DTYPE_ARGUMENT: dtype},
+            # ALLOW_PICKLE: safetensors still first, .bin only where there are none (False would refuse safetensors)
+            str(folder), config=config, local_files_only=True, use_safetensors=None if settings.ALLOW_PICKLE else True,
+            trust_remote_code=False, **{DTYPE_ARGUMENT: dtype},
         )
+    except torch.cuda.OutOfMemoryError:
+        raise
     except ValueError as e:
-        raise UserError(f"{folder} does not hold a causal language model that transformers can load: {e}") from None
+        raise UserError(f"{folder} does not hold a causal language model that transformers can load: {one_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - safetensors/OS errors: a damaged or incomplete copy
+        raise UserError(f"the weights in {folder} cannot be loaded ({type(e).__name__}: {one_line(e)}); the copy may be "
+                        f"incomplete or damaged: copy the model folder again.") from None
     tokenizer = load_tokenizer(folder)
     if torch.cuda.is_available():
         model.to("cuda")
@@ -112,6 +166,9 @@ def adapter_files(folder: Path, allow_pickle: bool) -> None:
             )
         if not (folder / "adapter_model.bin").is_file():
             raise UserError(f"{folder} has adapter_config.json but no adapter_model.safetensors: train again.")
+    elif weights.stat().st_size == 0:
+        raise UserError(f"{weights} is empty (0 bytes): a save or a copy was interrupted. Train again "
+                        f"(python train.py --data_set {folder.name}) or copy the adapter folder again.")
 
 
 def load_adapter(model, settings: SimpleNamespace, task_name: str):
@@ -129,16 +186,41 @@ def load_adapter(model, settings: SimpleNamespace, task_name: str):
                 f"{task_name} (python train.py --data_set {task_name}) or predict with --data_set {trained_on}."
             )
     try:
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=False, config=known_lora_config(folder))
     except RuntimeError as e:
         if "size mismatch" in str(e):
             raise UserError(
                 f"the adapter in {folder} was trained for a base model of another shape than {runtime.model_dir(settings)}: "
                 f"use the base model it was trained on (see base_model_name_or_path in its adapter_config.json)."
             ) from None
-        raise UserError(f"the adapter in {folder} cannot be loaded ({e}); it may be truncated: train again.") from None
+        raise UserError(f"the adapter in {folder} cannot be loaded ({one_line(e)}); it may be truncated: train again.") from None
     except Exception as e:  # noqa: BLE001 - safetensors/json/peft errors all mean a broken adapter
-        raise UserError(f"the adapter in {folder} cannot be loaded ({type(e).__name__}: {e}); train again.") from None
+        raise UserError(f"the adapter in {folder} cannot be loaded ({type(e).__name__}: {one_line(e)}); it may be truncated "
+                        f"or damaged: train again (python train.py --data_set {task_name}) or copy it again.") from None
+
+
+def known_lora_config(folder: Path):
+    """The adapter's LoraConfig without the fields this peft does not know (a newer peft writes more), or None
+    when there are none (peft then reads adapter_config.json itself). Unknown fields are named in a warning."""
+    import dataclasses
+
+    import peft
+
+    path = folder / "adapter_config.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:   # bad JSON or bad UTF-8
+        raise UserError(f"{path} cannot be read ({one_line(e)}): train again (python train.py --data_set "
+                        f"{folder.name}) or copy the adapter folder again.") from None
+    if not isinstance(saved, dict) or str(saved.get("peft_type", "")).upper() != "LORA":
+        return None   # not ours to fix: peft explains
+    known = {field.name for field in dataclasses.fields(peft.LoraConfig)}
+    unknown = sorted(set(saved) - known)
+    if not unknown:
+        return None
+    print(f"warning: {path} has fields peft {peft.__version__} does not know (written by a newer peft); loading "
+          f"without them: {', '.join(f'{name}={saved[name]!r}' for name in unknown)}")
+    return peft.LoraConfig(**{name: value for name, value in saved.items() if name in known})
 
 
 # --- prompts as token ids ---------------------------------------------------------------------------
@@ -167,7 +249,8 @@ def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int)
     tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
     room = max_tokens - len(head_ids) - len(tail_ids)
     if room < 1:
-        raise UserError(f"MAX_LENGTH={max_tokens} leaves no room for the input after the instruction; raise --max_length.")
+        raise UserError(f"MAX_LENGTH is too small: it leaves {max_tokens} tokens for the prompt, and the instruction and "
+                        f"template alone take {len(head_ids) + len(tail_ids)}; raise --max_length (default 256).")
     text_ids = tokenizer(text, add_special_tokens=False)["input_ids"][:room]
     return head_ids + text_ids + tail_ids, True
 

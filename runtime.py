@@ -96,7 +96,7 @@ def load_settings(argv: Optional[List[str]] = None, doc: str = "") -> SimpleName
     try:
         settings["DATA_SET"] = task_named(settings["DATA_SET"]).name   # "cola" is CoLA
     except ValueError as e:
-        raise UserError(f"DATA_SET: {e}") from None
+        raise UserError(f"DATA_SET: {e} Set DATA_SET in config.py, or pass --data_set NAME.") from None
     return SimpleNamespace(OVERRIDDEN=overridden, **settings)
 
 
@@ -238,10 +238,13 @@ def run(main: Callable[[SimpleNamespace], None], doc: str) -> None:
     script = Path(sys.argv[0]).name
     try:
         main(load_settings(doc=doc))
+        return
     except UserError as e:
-        print(f"\n{script}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        failure, code = f"error: {e}", 2
     except KeyboardInterrupt:
-        print(f"\n{script}: interrupted; files already written are complete, nothing is half-written.",
-              file=sys.stderr)
-        raise SystemExit(130) from None
+        failure, code = "interrupted; files already written are complete, nothing is half-written.", 130
+    # Out of the except blocks the failed frames can be freed: their progress bars close now, not after the message.
+    import gc
+    gc.collect()
+    print(f"\n{script}: {failure}", file=sys.stderr)
+    raise SystemExit(code)

@@ -204,4 +204,12 @@ def parse_label_file(text: str) -> tuple:
             problems.append(f"line {number}: {' '.join(parts)!r} is not a label" if parts else f"line {number} is blank")
         labels.append(label)
     first_index = next((int(parts[0]) for parts in split_lines if parts), None) if indexed else None
+    if indexed:   # answers are matched by position: an index out of order means a line is misplaced
+        start = next(i for i, parts in enumerate(split_lines) if parts)
+        for position, parts in enumerate(split_lines):
+            if parts and int(parts[0]) != first_index + position - start:
+                number = position + (2 if header is not None else 1)
+                problems.append(f"line {number}: index {parts[0]} where {first_index + position - start} was expected "
+                                f"(answers are matched by line, not by index)")
+                break
     return labels, LabelFileLayout(header, first_index), problems

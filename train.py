@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import runtime
@@ -33,7 +34,9 @@ def load_examples(path: Path) -> list:
     except json.JSONDecodeError as e:
         raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); run python data_process.py again.") from None
     if not isinstance(examples, list) or not examples:
-        raise UserError(f"{path} holds no examples; run python data_process.py again.")
+        holdout = " with --holdout_size above 0 (train keeps the adapter that scores best on it)" \
+            if path.name.endswith("_val.json") else ""
+        raise UserError(f"{path} holds no examples; run python data_process.py again{holdout}.")
     return examples
 
 
@@ -68,6 +71,8 @@ def plot_losses(log_history: list, path: Path) -> bool:
 def replace_folder(new: Path, final: Path) -> None:
     """Put a complete new folder in place of final: at every moment one complete adapter is there."""
     old = final.with_name(final.name + ".old")
+    if old.exists() and not final.exists():
+        old.rename(final)   # a run killed between the two renames below: the old adapter is still the good one
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -104,7 +109,10 @@ def main(settings) -> None:
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, result)
             return result
 
-    with runtime.exclusive(runtime.project_path(settings.SAVED_MODEL_DIR), "train.py"):
+    # Under torchrun / accelerate launch every process runs this script; only the first one writes files.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    lock = runtime.exclusive(runtime.project_path(settings.SAVED_MODEL_DIR), "train.py") if main_process else nullcontext()
+    with lock:
         set_seed(settings.SEED)
         model, tokenizer = modeling.load_base_model(settings)
         targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
@@ -138,10 +146,17 @@ def main(settings) -> None:
               f"{eval_every} steps; precision {str(dtype).replace('torch.', '')}")
         print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
 
+        resume_from = None
         if settings.RESUME:
-            if not any(checkpoint_dir.glob("checkpoint-*")):
-                raise UserError(f"--resume: no checkpoint in {checkpoint_dir} to continue from; run without --resume.")
-        else:
+            # A checkpoint is complete once its trainer_state.json is written (the last file); a run killed while
+            # saving leaves a later, incomplete one, which is passed over.
+            complete = [c for c in checkpoint_dir.glob("checkpoint-*")
+                        if c.name.split("-")[-1].isdigit() and (c / "trainer_state.json").is_file()]
+            if not complete:
+                raise UserError(f"--resume: no complete checkpoint in {checkpoint_dir} to continue from; run without --resume.")
+            resume_from = str(max(complete, key=lambda c: int(c.name.split("-")[-1])))
+            print(f"resuming from {runtime.shown(Path(resume_from))}")
+        elif main_process:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)   # a fresh run must not pick up a stale best checkpoint
 
         strategy = "steps"
@@ -166,7 +181,10 @@ def main(settings) -> None:
             bf16=dtype == torch.bfloat16,
             gradient_checkpointing=settings.GRADIENT_CHECKPOINTING,
             gradient_checkpointing_kwargs={"use_reentrant": False},   # works with frozen inputs under peft
-            group_by_length=settings.GROUP_BY_LENGTH,
+            # transformers 5 replaced group_by_length=True with train_sampling_strategy="group_by_length"
+            **({"train_sampling_strategy": "group_by_length" if settings.GROUP_BY_LENGTH else "random"}
+               if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
+               else {"group_by_length": settings.GROUP_BY_LENGTH}),
             remove_unused_columns=False,
             ddp_find_unused_parameters=False,
             report_to=[],
@@ -181,13 +199,15 @@ def main(settings) -> None:
         )
         started = time.time()
         try:
-            trainer.train(resume_from_checkpoint=True if settings.RESUME else None)
+            with modeling.resumable():
+                trainer.train(resume_from_checkpoint=resume_from)
+            best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own accuracy
         except torch.cuda.OutOfMemoryError:
             raise UserError(
                 f"the GPU ran out of memory. Lower BATCH_SIZE (now {settings.BATCH_SIZE}; raise GRAD_ACCUM to keep the "
-                f"effective batch), lower MAX_LENGTH (now {settings.MAX_LENGTH}), or set GRADIENT_CHECKPOINTING = True."
+                f"effective batch), lower MAX_LENGTH (now {settings.MAX_LENGTH}), or set GRADIENT_CHECKPOINTING = True "
+                f"(--gradient_checkpointing), then run again; the adapter already in saved_model is untouched."
             ) from None
-        best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own accuracy
 
         if not trainer.is_world_process_zero():
             return
