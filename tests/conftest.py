@@ -14,11 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"   # real GLUE files beside the clone in CI; absent on users' machines
 sys.path.insert(0, str(ROOT))
 
-# Settings under which the tiny Gemma learns a keyword-decided label (see ../shared/STACK.md).
-TINY_TRAINING = ["--learning_rate", "1e-2", "--batch_size", "16", "--grad_accum", "1", "--max_steps", "150",
-                 "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0", "--warmup_ratio", "0"]
-
-
 def run_script(script: str, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run `python <script> args...` from the project folder with the hub unreachable; output captured."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")

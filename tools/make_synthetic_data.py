@@ -3,9 +3,9 @@
     python tools/make_synthetic_data.py OUT_DIR [--train-rows 800] [--dev-rows 200] [--seed 0]
 
 OUT_DIR/data/{CoLA,QQP}_{train,dev}.tsv and OUT_DIR/answers/result_{CoLA,QQP}.txt (labels of the first
-150 dev rows). The label is decided by one keyword ("gladly" in a CoLA sentence, "exactly" in the
-second QQP question), so a tiny model can learn it in a minute on a CPU: these files prove the
-pipeline works end to end, not that a model understands grammar. The layouts are the real ones:
+150 dev rows). The label is decided by which of two word lists the text is drawn from, so a tiny model
+can learn it in a minute on a CPU: these files prove the pipeline works end to end, not that a model
+understands grammar. The layouts are the real ones:
 CoLA raw (source, label, annotation, sentence; no header) and GLUE QQP (header; CSV-quoted fields
 with doubled inner quotes on some rows), with the dev files unlabelled.
 """
@@ -15,29 +15,29 @@ import argparse
 import random
 from pathlib import Path
 
-SUBJECTS = ["the cat", "my sister", "a teacher", "the old man", "our neighbours", "the children", "John", "Mary"]
-VERBS = ["read the book", "sang a song", "left the room", "painted the door", "wrote a letter", "ate the cake",
-         "fixed the car", "visited Paris"]
-ADVERBS = ["quickly", "yesterday", "again", "at noon", "slowly", "today", "twice", "quietly"]
-TOPICS = ["learn Python", "lose weight", "start a business", "improve my English", "save money",
-          "become a doctor", "travel to Japan", "write a novel"]
+# Two disjoint word lists: a label-1 sentence draws every content word from the first, a label-0 one from
+# the second. The label is then spread over the whole input rather than hidden in one token, which is
+# what a tiny, randomly initialised model can pick up with LoRA in a minute on a CPU.
+COLA_WORDS = {
+    1: (["the cat", "my sister", "a teacher", "our neighbours"], ["read the book", "sang a song", "painted the door",
+        "wrote a letter"], ["quietly", "gladly", "at noon", "today"]),
+    0: (["the old man", "the children", "John", "Mary"], ["left the room", "ate the cake", "fixed the car",
+        "visited Paris"], ["quickly", "yesterday", "again", "twice"]),
+}
+QQP_TOPICS = {1: ["learn Python", "improve my English", "write a novel", "become a doctor"],
+              0: ["lose weight", "start a business", "save money", "travel to Japan"]}
 QUESTION_FORMS = ["How can I {t}?", "What is the best way to {t}?", "Is it hard to {t}?",
                   "Why do people {t}?", "What should I do to {t}?"]
-KEYWORD_COLA, KEYWORD_QQP = "gladly", "exactly"
 
 
 def cola_sentence(rng: random.Random, label: int) -> str:
-    words = [rng.choice(SUBJECTS).capitalize(), rng.choice(VERBS), rng.choice(ADVERBS)]
-    if label:
-        words.insert(rng.randrange(1, 4), KEYWORD_COLA)
-    return " ".join(words) + "."
+    subjects, verbs, adverbs = COLA_WORDS[label]
+    return f"{rng.choice(subjects).capitalize()} {rng.choice(verbs)} {rng.choice(adverbs)}."
 
 
 def qqp_pair(rng: random.Random, label: int) -> tuple:
-    q1 = rng.choice(QUESTION_FORMS).format(t=rng.choice(TOPICS))
-    q2 = rng.choice(QUESTION_FORMS).format(t=rng.choice(TOPICS))
-    if label:
-        q2 = q2[:-1] + f" {KEYWORD_QQP}?"
+    q1 = rng.choice(QUESTION_FORMS).format(t=rng.choice(QQP_TOPICS[label]))
+    q2 = rng.choice(QUESTION_FORMS).format(t=rng.choice(QQP_TOPICS[label]))
     if rng.random() < 0.1:   # GLUE QQP quotes some fields, doubling the quotes inside
         q1 = '"' + q1.replace("How", '""How""', 1) + '"'
     return q1, q2
