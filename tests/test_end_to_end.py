@@ -1,0 +1,47 @@
+"""The exam flow through the command line, as a candidate runs it: data_process -> train -> predict -> grade,
+on the tiny Gemma and keyword-labelled synthetic data. Checks that training truly learns."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_script
+from tools.make_tiny_gemma import TINY_TRAINING
+
+
+def test_exam_flow_learns_and_grades_full_marks_for_structure(tmp_path, tiny_gemma, synthetic_data, outputs):
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
+                       "--answer_dir", str(synthetic_data / "answers"), "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "600", "--holdout_size", "100")
+    trained = run_script("train.py", *where, *TINY_TRAINING)
+    adapter = tmp_path / "saved_model" / "CoLA"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    record = json.loads((adapter / "run_record.json").read_text())
+    assert record["holdout_accuracy"] >= 0.9, trained.stdout[-2000:]
+    assert record["data_set"] == "CoLA" and record["steps"] == 150
+    assert "trainable parameters" in trained.stdout and "written to" in trained.stdout
+
+    # The holdout, scored again by predict exactly as the submission will be.
+    val = run_script("predict.py", *where, "--split", "val")
+    assert "confusion matrix" in val.stdout
+    predicted = run_script("predict.py", *where)
+    result = tmp_path / "questionB" / "result_CoLA.txt"
+    lines = result.read_text().splitlines()
+    assert len(lines) == 150 and set(lines) <= {"0", "1"}, predicted.stdout
+
+    report = json.loads(run_script("grade.py", *where, "--json").stdout)
+    cola = report["data_sets"][0]
+    assert cola["pre_data"]["points"] == 10 and cola["adapter"]["points"] == 20, cola
+    assert cola["accuracy"]["metrics"]["accuracy"] >= 0.9
+    assert abs(cola["accuracy"]["points"] - 70 * cola["accuracy"]["metrics"]["accuracy"]) < 1e-9
+    human = run_script("grade.py", *where).stdout
+    assert f"{cola['accuracy']['metrics']['correct']}/150 = " in human
+
+
+def test_generate_mode_reads_labels_and_counts_non_answers(tmp_path, tiny_gemma, synthetic_data, outputs):
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
+                       "--data_set", "QQP"]
+    run_script("data_process.py", *where, "--max_samples", "600", "--holdout_size", "100")
+    run_script("train.py", *where, *TINY_TRAINING)
+    scored = run_script("predict.py", *where, "--split", "val").stdout
+    generated = run_script("predict.py", *where, "--split", "val", "--decode", "generate", "--max_new_tokens", "3").stdout
+    assert "holdout QQP (labels)" in scored and "holdout QQP (generate)" in generated
