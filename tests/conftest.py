@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 def run_script(script: str, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run `python <script> args...` from the project folder with the hub unreachable; output captured."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.setdefault("OMP_NUM_THREADS", "1")   # tiny models: one thread is as fast, and immune to a busy second core
     result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, env=env, text=True,
                             capture_output=True, timeout=timeout)
     if check and result.returncode != 0:

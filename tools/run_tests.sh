@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 stacks=(exam latest py39)
 if [ $# -gt 0 ] && [[ "$1" =~ ^(exam|latest|py39)$ ]]; then stacks=("$1"); shift; fi
 export HF_HUB_OFFLINE=1
+# The tests' models are tiny: a second thread buys nothing, and when anything else keeps a core busy
+# OpenMP's spin-waiting makes two threads many times slower than one.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # The parts that must run where only Python is installed (no torch): see tools/check_py39.py.
 torch_free=(tests/test_config.py tests/test_tasks.py tests/test_data_process.py tests/test_grade.py tests/test_shared_data.py
            tests/test_reliability_inputs.py tests/test_reliability_grade.py)
