@@ -189,6 +189,8 @@ def main(settings) -> None:
             ddp_find_unused_parameters=False,
             report_to=[],
             seed=settings.SEED,
+            # Several processes on CPUs (tests, learners without GPUs) need gloo named; GPUs use NCCL by default.
+            ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
             # the evaluation schedule's name changed in transformers 4.41 (evaluation_strategy -> eval_strategy)
             **{("eval_strategy" if modeling.TRANSFORMERS_VERSION >= modeling.version.parse("4.41")
                 else "evaluation_strategy"): strategy},
@@ -209,7 +211,7 @@ def main(settings) -> None:
                 f"(--gradient_checkpointing), then run again; the adapter already in saved_model is untouched."
             ) from None
 
-        if not trainer.is_world_process_zero():
+        if not main_process:
             return
         staging = final_dir.with_name(final_dir.name + ".new")
         shutil.rmtree(staging, ignore_errors=True)

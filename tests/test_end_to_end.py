@@ -45,3 +45,25 @@ def test_generate_mode_reads_labels_and_counts_non_answers(tmp_path, tiny_gemma,
     scored = run_script("predict.py", *where, "--split", "val").stdout
     generated = run_script("predict.py", *where, "--split", "val", "--decode", "generate", "--max_new_tokens", "3").stdout
     assert "holdout QQP (labels)" in scored and "holdout QQP (generate)" in generated
+
+
+def test_train_runs_unchanged_under_torchrun(tmp_path, tiny_gemma, synthetic_data, outputs):
+    """Two processes (gloo on the CPU, as NCCL would be on GPUs): the batch doubles, one process writes the adapter."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma), "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "200", "--holdout_size", "40")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py"), *where,
+         "--batch_size", "4", "--grad_accum", "1", "--max_steps", "4", "--learning_rate", "1e-2"],
+        cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert "effective batch 8 = 4 x 1 accumulation x 2 device(s)" in launched.stdout
+    assert launched.stdout.count("train: holdout accuracy") == 1          # only the first process reports and writes
+    record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
+    assert record["steps"] == 4 and not (tmp_path / "saved_model" / ".lock").exists()
