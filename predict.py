@@ -10,7 +10,6 @@ write freely and reads the label out of its text, counting answers that are not 
 """
 from __future__ import annotations
 
-import json
 
 import runtime
 from runtime import UserError
@@ -37,12 +36,7 @@ def main(settings) -> None:
     if settings.SPLIT not in ("dev", "val"):
         raise UserError(f"SPLIT={settings.SPLIT!r}: use dev (write the result file) or val (score the holdout).")
     source = runtime.pre_data_file(settings, task_name, settings.SPLIT)
-    if not source.is_file():
-        raise UserError(f"{source} does not exist: run python data_process.py first.")
-    try:
-        examples = json.loads(source.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{source}, line {e.lineno}: not valid JSON ({e.msg}); run python data_process.py again.") from None
+    examples = runtime.load_examples(source)
     if settings.SPLIT == "dev":
         if len(examples) < settings.PREDICT_COUNT:
             print(f"note: {source} has only {len(examples)} items, fewer than PREDICT_COUNT={settings.PREDICT_COUNT}")

@@ -171,6 +171,21 @@ def write_json(path: Path, obj) -> None:
     write_atomically(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
+def load_examples(path: Path) -> list:
+    """The examples of a pre_data JSON file, or a clear error saying to run data_process.py."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run python data_process.py first.")
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); run python data_process.py again.") from None
+    if not isinstance(examples, list) or not examples:
+        holdout = " with --holdout_size above 0 (train keeps the adapter that scores best on it)" \
+            if path.name.endswith("_val.json") else ""
+        raise UserError(f"{path} holds no examples; run python data_process.py again{holdout}.")
+    return examples
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -26,20 +26,6 @@ from runtime import UserError
 from tasks import metrics
 
 
-def load_examples(path: Path) -> list:
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run python data_process.py first.")
-    try:
-        examples = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); run python data_process.py again.") from None
-    if not isinstance(examples, list) or not examples:
-        holdout = " with --holdout_size above 0 (train keeps the adapter that scores best on it)" \
-            if path.name.endswith("_val.json") else ""
-        raise UserError(f"{path} holds no examples; run python data_process.py again{holdout}.")
-    return examples
-
-
 def plot_losses(log_history: list, path: Path) -> bool:
     try:
         import matplotlib
@@ -84,7 +70,7 @@ def main(settings) -> None:
     task_name = settings.DATA_SET
     train_file = runtime.pre_data_file(settings, task_name, "train")
     val_file = runtime.pre_data_file(settings, task_name, "val")
-    train_examples, val_examples = load_examples(train_file), load_examples(val_file)
+    train_examples, val_examples = runtime.load_examples(train_file), runtime.load_examples(val_file)
     final_dir = runtime.adapter_dir(settings, task_name)
     checkpoint_dir = runtime.project_path(settings.CHECKPOINT_DIR) / task_name
 
