@@ -22,6 +22,7 @@ import fcntl
 import io
 import json
 import math
+import os
 import random
 import shutil
 import statistics
@@ -124,7 +125,8 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     (say, a long 'all' cell in the background) add rows to the same table: the lock serialises read-add-write."""
     lab_dir = runtime.project_path(settings.LAB_DIR)
     lab_dir.mkdir(parents=True, exist_ok=True)
-    with open(lab_dir / f".lab_{task_name}.lock", "w") as lock:
+    lock = os.open(lab_dir, os.O_RDONLY)   # the folder itself is the lock: no lock file is left behind
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = lab_dir / f"lab_{task_name}.csv"
         rows = [r for r in read_results(path) if key(r) != key(row)] + [{c: str(row[c]) for c in COLUMNS}]
@@ -137,6 +139,8 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
         majority = max(sum(r.label == label for r in data.eval) for label in LABELS) / len(data.eval)
         runtime.write_atomically(lab_dir / f"lab_{task_name}.md", markdown(task_name, rows, data.eval_source, majority))
         plot(task_name, rows, majority, lab_dir / f"lab_{task_name}.png")
+    finally:
+        os.close(lock)   # closing releases the lock
     return rows
 
 

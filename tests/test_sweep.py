@@ -73,7 +73,7 @@ def test_a_one_class_answer_is_reported():
     from lab.sweep import scores
     from data_process import Row
     data = SimpleNamespace(eval=[Row(i, ["x"], random.Random(i).choice("01")) for i in range(20)])
-    settings = SimpleNamespace(MODEL_PATH="", )
+    settings = SimpleNamespace(MODEL_PATH="")
     row = scores(settings, data, ["1"] * 20, invalid=0)
     assert row["note"].startswith("COLLAPSED") and row["predicted_1"] == 1.0
 
