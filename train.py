@@ -26,6 +26,14 @@ from runtime import UserError
 from tasks import metrics
 
 
+def holds_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):   # missing, or cut short by a kill
+        return False
+
+
 def plot_losses(log_history: list, path: Path) -> bool:
     try:
         import matplotlib
@@ -134,10 +142,10 @@ def main(settings) -> None:
 
         resume_from = None
         if settings.RESUME:
-            # A checkpoint is complete once its trainer_state.json is written (the last file); a run killed while
-            # saving leaves a later, incomplete one, which is passed over.
+            # A checkpoint is complete once its trainer_state.json is written in full (it comes after the weights and
+            # the optimiser); a run killed while saving leaves a later, incomplete one, which is passed over.
             complete = [c for c in checkpoint_dir.glob("checkpoint-*")
-                        if c.name.split("-")[-1].isdigit() and (c / "trainer_state.json").is_file()]
+                        if c.name.split("-")[-1].isdigit() and holds_json(c / "trainer_state.json")]
             if not complete:
                 raise UserError(f"--resume: no complete checkpoint in {checkpoint_dir} to continue from; run without --resume.")
             resume_from = str(max(complete, key=lambda c: int(c.name.split("-")[-1])))
