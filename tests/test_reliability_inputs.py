@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _reliability import assert_unchanged, error_message, run, snapshot
+from _reliability import ROOT, assert_unchanged, error_message, run, snapshot
 
 COLA_HEADERLESS = "gj04\t1\t\tThe cat {}.\n"
 
@@ -246,22 +246,32 @@ def test_a_sample_that_leaves_no_training_example_is_an_error(data, pre_data):
 # --- 16. two runs into one folder (train and predict: test_reliability_models.py) ----------------------
 
 def test_data_process_refuses_while_another_run_writes_into_pre_data(data, pre_data):
-    import os
-
     import runtime
     with runtime.exclusive(pre_data, "data_process.py"):
         before = snapshot(pre_data)
-        message = error_message(process(data, pre_data), f"another data_process.py (process {os.getpid()}) is writing "
-                                f"into {pre_data}", "Wait for it to finish", f"delete {pre_data / '.lock'}")
+        message = error_message(process(data, pre_data), f"another data_process.py is writing into {pre_data}",
+                                "right now", "Wait for it to finish")
         assert_unchanged(pre_data, before)
-    assert "right now" in message and not (pre_data / ".lock").exists()
+    assert not list(pre_data.glob(".*lock*"))
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(data, pre_data):
+def test_the_lock_ends_with_the_process_that_held_it_however_it_ends(data, pre_data):
+    """A run killed outright (no clean-up runs) leaves nothing stale: while it lived, every other run refused;
+    once it is gone, the next run goes on. No lock file exists for two runs to both take over."""
     import subprocess
     import sys
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (pre_data / ".lock").write_text(gone.stdout.strip())         # that process has ended
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+         "import runtime; lock = runtime.exclusive(Path(sys.argv[2]), 'data_process.py'); lock.__enter__(); "
+         "print('held', flush=True); "
+         "time.sleep(120)", str(ROOT), str(pre_data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = [process(data, pre_data, "--data_set", "CoLA") for _ in range(2)]
+        assert [r.returncode for r in refused] == [2, 2]
+    finally:
+        holder.kill()   # SIGKILL: as a crash or a power cut ends a run
+        holder.wait()
     result = process(data, pre_data, "--data_set", "CoLA")
     assert result.returncode == 0, result
-    assert not (pre_data / ".lock").exists()
+    assert not list(pre_data.glob(".*lock*"))

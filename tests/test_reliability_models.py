@@ -168,7 +168,7 @@ def test_truncation_keeps_the_response_marker_and_the_label(tiny_gemma, max_leng
     tokenizer = modeling.load_tokenizer(tiny_gemma)
     task = TASKS["CoLA"]
     encoded = modeling.encode_example(tokenizer, {"instruction": task.instruction, "input": LONG, "output": "1"},
-                                      max_length, train_on_inputs=False)
+                                      max_length, train_on_inputs=False, label_ids=modeling.label_token_ids(tokenizer))
     ids = encoded["input_ids"]
     assert encoded["truncated"] and len(ids) == max_length
     label = tokenizer("1", add_special_tokens=False)["input_ids"]
@@ -383,7 +383,6 @@ def test_train_killed_keeps_the_adapter_and_resume_finishes_the_same_steps(work,
     steps_done = max(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
     assert steps_done < 24, "the run ended before it was killed"
     assert snapshot(work.adapter) == work.adapter_files   # the previous good adapter, byte for byte
-    assert (work.out / "saved_model" / ".lock").is_file()  # left by the killed run: taken over below
     # A run killed while saving a checkpoint leaves an incomplete one (transformers 5 saves in place): passed over.
     (checkpoints / "checkpoint-23").mkdir(exist_ok=True)
     (checkpoints / "checkpoint-23" / "adapter_model.safetensors").write_bytes(b"")
@@ -508,8 +507,6 @@ def test_a_second_run_into_the_same_folder_refuses(work, script, folder):
     with runtime.exclusive(work.out / folder, script):
         args = TRAIN if script == "train.py" else ["--data_set", "CoLA"]
         result = run(script, *work.where, *args)
-        message = error_message(result, f"another {script} (process {os.getpid()}) is writing into",
-                                str(work.out / folder), "Wait for it to finish", ".lock")
-        assert (work.out / folder / ".lock").read_text() == str(os.getpid())   # the refused run left our lock alone
-    assert "delete" in message
+        error_message(result, f"another {script} is writing into", str(work.out / folder), "right now",
+                      "Wait for it to finish")
     intact(work)

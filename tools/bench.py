@@ -346,7 +346,8 @@ def bench_padding(workdir: Path, settings) -> None:
         examples = json.loads((pre_data / task_name / f"{task_name}_train.json").read_text(encoding="utf-8"))
         features = []
         for example in examples:
-            encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.TRAIN_ON_INPUTS)
+            encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.TRAIN_ON_INPUTS,
+                                              modeling.label_token_ids(tokenizer))
             encoded.pop("truncated")
             features.append(encoded)
         lengths = [len(f["input_ids"]) for f in features]

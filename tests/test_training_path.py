@@ -1,0 +1,155 @@
+"""The training and scoring path pays for the output layer only where it is needed, and computes the same numbers
+as the model's full forward pass: the answer-only loss and its LoRA gradients, label scoring at the last position,
+and the Trainer's holdout evaluation against predict's own label scoring."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tasks import LABELS, TASKS  # noqa: E402
+
+EXAMPLES = [
+    {"instruction": TASKS["CoLA"].instruction, "input": "Anna reads a long book in the garden.", "output": "1"},
+    {"instruction": TASKS["CoLA"].instruction, "input": "Book the reads.", "output": "0"},
+    {"instruction": TASKS["QQP"].instruction, "input": "Question 1: How do I cook rice?\nQuestion 2: How to cook rice?",
+     "output": "1"},
+]
+
+
+def with_lora(model, targets=("q_proj", "v_proj", "down_proj")):
+    """A peft LoRA model whose B matrices are not zero, so LoRA changes the outputs and every gradient counts."""
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=list(targets)))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    return model
+
+
+def batch_of(tokenizer, train_on_inputs=False):
+    import modeling
+    from transformers import DataCollatorForSeq2Seq
+    label_ids = modeling.label_token_ids(tokenizer)
+    rows = [modeling.encode_example(tokenizer, e, 256, train_on_inputs, label_ids) for e in EXAMPLES]
+    for row in rows:
+        row.pop("truncated")
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)(rows)
+
+
+def loss_and_grads(model, compute):
+    model.zero_grad()
+    loss = compute()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert grads and all(g.abs().sum() > 0 for g in grads.values())
+    return loss.detach(), grads
+
+
+def assert_same_loss_and_grads(model, batch):
+    import modeling
+    full_loss, full_grads = loss_and_grads(model, lambda: model(**batch).loss)
+    answer_loss, answer_grads = loss_and_grads(
+        model, lambda: modeling.answer_only_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
+    assert torch.allclose(answer_loss, full_loss, rtol=1e-5, atol=1e-6), (answer_loss, full_loss)
+    for name, grad in full_grads.items():
+        assert torch.allclose(answer_grads[name], grad, rtol=1e-4, atol=1e-7), name
+
+
+def test_answer_only_loss_and_lora_gradients_match_the_full_forward(tiny_gemma):
+    import modeling
+    from transformers import AutoModelForCausalLM
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True))
+    batch = batch_of(tokenizer)
+    assert (batch["attention_mask"] == 0).any(), "rows of different lengths, so padding is part of the check"
+    assert_same_loss_and_grads(model, batch)
+
+
+def test_answer_only_loss_honours_final_logit_softcapping_and_lora_on_the_output_layer(tiny_gemma):
+    """Gemma 2 caps its logits (30 in gemma-2-2b) and a learner may put LoRA on lm_head: both are the model's own
+    output path, which answer_only_loss goes through."""
+    import modeling
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "Gemma2Config"):
+        pytest.skip(f"transformers {transformers.__version__} has no Gemma 2")
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    config = transformers.Gemma2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                                       final_logit_softcapping=0.5, pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    torch.manual_seed(0)
+    base = transformers.Gemma2ForCausalLM(config)
+    batch = batch_of(tokenizer)
+    with torch.no_grad():
+        capped = modeling.logits_at(base, batch["input_ids"], batch["attention_mask"], batch["attention_mask"].bool())
+    assert capped.abs().max() <= 0.5 and capped.abs().max() > 0.1   # the cap was applied, and it bites
+    assert_same_loss_and_grads(with_lora(base, targets=("q_proj", "lm_head")), batch)
+
+
+def test_label_scoring_is_the_full_forward_at_the_last_position(tiny_gemma):
+    import modeling
+    from transformers import AutoModelForCausalLM
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True),
+                      targets=("q_proj", "lm_head")).eval()
+    label_ids = modeling.label_token_ids(tokenizer)
+    prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], 254)[0] for e in EXAMPLES]
+    expected = []
+    with torch.no_grad():
+        for prompt in prompts:
+            logits = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+            expected.append(LABELS[int(logits[label_ids].argmax())])
+            gap = abs(float(logits[label_ids[0]] - logits[label_ids[1]]))
+            assert gap > 1e-4, "a near tie would make the comparison meaningless"
+    for batch_size in (1, 3):   # batched rows are right-padded: the same answers
+        assert modeling.score_labels(model, prompts, label_ids, tokenizer.pad_token_id, batch_size) == expected
+
+
+def test_label_ids_are_the_tokens_that_follow_the_prompt(tiny_gemma):
+    import modeling
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    assert modeling.label_token_ids(tokenizer) == [tokenizer(label, add_special_tokens=False)["input_ids"][0]
+                                                   for label in LABELS]
+
+
+class MergingTokenizer:
+    """A tokenizer that writes "\\n1" as one token: the label does not follow the prompt as a token of its own."""
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [ord(c) for c in text.replace("\n1", "\x00")]}   # one token a character, but "\n1"
+
+
+def test_a_label_that_is_not_one_token_after_the_prompt_is_refused_with_a_clear_message():
+    import modeling
+    from runtime import UserError
+    with pytest.raises(UserError, match="does not write the label '1' as one token after the prompt"):
+        modeling.label_token_ids(MergingTokenizer())
+
+
+def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_path, tiny_gemma, synthetic_data):
+    """A few training steps, then the Trainer's own evaluation loop and predict's modeling.decide give the same
+    accuracy on the same holdout: the best checkpoint is chosen by the number predict will reproduce."""
+    import json
+
+    import modeling
+    import runtime
+    import train
+    from conftest import run_script
+    out = tmp_path / "pre_data"
+    run_script("data_process.py", "--data_dir", str(synthetic_data / "data"), "--pre_data_dir", str(out),
+               "--data_set", "CoLA", "--max_samples", "64", "--holdout_size", "48")
+    settings = runtime.load_settings(["--model_path", str(tiny_gemma), "--max_steps", "3", "--batch_size", "8",
+                                      "--grad_accum", "1", "--learning_rate", "1e-2", "--evals_per_epoch", "1"])
+    examples = json.loads((out / "CoLA" / "CoLA_train.json").read_text())
+    holdout = json.loads((out / "CoLA" / "CoLA_val.json").read_text())
+    record = train.train_adapter(settings, examples, holdout, tmp_path / "adapter" / "CoLA", tmp_path / "checkpoints",
+                                 data_sha256={})
+    model, tokenizer = modeling.load_base_model(settings)
+    model = modeling.load_adapter(model, runtime.load_settings(["--saved_model_dir", str(tmp_path / "adapter")]), "CoLA")
+    predicted, _, _ = modeling.decide(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=5)
+    accuracy = sum(p == e["output"] for p, e in zip(predicted, holdout)) / len(holdout)
+    assert record["holdout_accuracy"] == pytest.approx(accuracy)
+    assert record["steps"] == 3 and "eval_loss" in record["log_history"][-1]

@@ -1,0 +1,190 @@
+"""A real model through the four exam commands, on the real GLUE files in ../shared/data: measured accuracy.
+
+    python tools/real_model.py                                   # CoLA, QQP, SST-2 with config.py's settings
+    python tools/real_model.py --tasks CoLA --row lr-1e-3 --learning_rate 1e-3    # one ablation row
+    python tools/real_model.py --model_path models/smollm2-135m --row smollm2 --tasks SST-2
+
+Needs a model folder (default models/gemma-3-270m: python tools/get_gemma3_270m.py) and the latest stack. For each
+task it lays the files out as the exam ships them, in OUT/<task>/data: <ds>_train.tsv (CoLA: the raw
+in_domain_train.tsv; QQP: the GLUE train rows of train_subset_noheader.tsv less its last 1000; SST-2: GLUE train.tsv)
+and <ds>_dev.tsv without labels (CoLA: in_domain_dev.tsv; QQP: those last 1000 rows; SST-2: GLUE dev.tsv), whose
+labels go to an answer file for grade.py. Then it runs, as a candidate does:
+    python data_process.py     MAX_SAMPLES rows stratified + a HOLDOUT_SIZE holdout, never trained on
+    python train.py            with every --name value given here
+    python predict.py          the first PREDICT_COUNT dev items, one at a time (timed), label scoring
+    python grade.py            accuracy on those items
+and, once per task and model, scores the untrained model on the holdout and counts the free-decoding answers that
+are not a label (--decode generate on the first 150 dev items, trained model). One row per (task, --row) goes to
+OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it). The table is
+printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings for train.py.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import runtime  # noqa: E402
+from tasks import LABELS, TASKS, metrics  # noqa: E402
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+QQP_DEV_ROWS = 1000
+COLUMNS = ["task", "row", "model", "overrides", "n_train", "n_holdout", "majority", "untrained_acc", "untrained_mcc",
+           "holdout_acc", "holdout_mcc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
+           "invalid_generate", "precision"]
+
+
+def lay_out(task: str, folder: Path) -> Path:
+    """OUT/<task>/data/<ds>_{train,dev}.tsv as the exam ships them, and OUT/<task>/answers/result_<ds>.txt."""
+    data, answers = folder / "data", folder / "answers"
+    if (answers / f"result_{task}.txt").is_file():
+        return data
+    data.mkdir(parents=True, exist_ok=True)
+    answers.mkdir(parents=True, exist_ok=True)
+    if task == "CoLA":
+        train = (SHARED_DATA / "CoLA" / "in_domain_train.tsv").read_text(encoding="utf-8")
+        dev = [line.split("\t") for line in (SHARED_DATA / "CoLA" / "in_domain_dev.tsv").read_text(encoding="utf-8").splitlines()]
+        dev_text = "index\tsentence\n" + "".join(f"{i}\t{row[3]}\n" for i, row in enumerate(dev))
+        gold = [row[1] for row in dev]
+    elif task == "QQP":
+        lines = (SHARED_DATA / "QQP" / "train_subset_noheader.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+        train = "".join(lines[:-QQP_DEV_ROWS])
+        dev = [line.rstrip("\n").split("\t") for line in lines[-QQP_DEV_ROWS:]]
+        dev_text = "id\tquestion1\tquestion2\n" + "".join(f"{row[0]}\t{row[3]}\t{row[4]}\n" for row in dev)
+        gold = [row[5] for row in dev]
+    else:
+        train = (SHARED_DATA / "SST-2" / "train.tsv").read_text(encoding="utf-8")
+        dev = [line.split("\t") for line in (SHARED_DATA / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+        dev_text = "index\tsentence\n" + "".join(f"{i}\t{row[0]}\n" for i, row in enumerate(dev))
+        gold = [row[1] for row in dev]
+    (data / f"{task}_train.tsv").write_text(train, encoding="utf-8")
+    (data / f"{task}_dev.tsv").write_text(dev_text, encoding="utf-8")
+    (answers / f"result_{task}.txt").write_text("\n".join(gold) + "\n", encoding="utf-8")
+    return data
+
+
+def run(script: str, args: list, log: Path) -> str:
+    """Run one exam script as a user does; its output goes to the log (and is returned)."""
+    started = time.time()
+    done = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n$ python {script} {' '.join(args)}   ({time.time() - started:.0f} s, exit {done.returncode})\n")
+        f.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"real_model: {script} failed (exit {done.returncode}); see {log}\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def untrained_scores(settings, examples: list) -> dict:
+    """The base model's label scoring on the holdout, before any training (what prompting alone gives)."""
+    import modeling
+    model, tokenizer = modeling.load_base_model(settings)
+    predicted, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=8,
+                                      progress="untrained holdout")
+    return metrics([e["output"] for e in examples], predicted)
+
+
+def read_rows(path: Path) -> list:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([{c: str(r.get(c, "")) for c in COLUMNS} for r in rows])
+    runtime.write_atomically(path, text.getvalue())
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    runtime.write_atomically(path.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dict:
+    folder = out / task / name
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "log.txt"
+    data = lay_out(task, out / task)
+    where = ["--data_set", task, "--data_dir", str(data), "--answer_dir", str(out / task / "answers"),
+             "--pre_data_dir", str(folder / "pre_data"), "--saved_model_dir", str(folder / "saved_model"),
+             "--result_dir", str(folder / "questionB"), "--checkpoint_dir", str(folder / "checkpoints")]
+    settings = runtime.load_settings(where + overrides)
+    run("data_process.py", where + overrides, log)
+    holdout = runtime.load_examples(runtime.pre_data_file(settings, task, "val"))
+    n_train = len(runtime.load_examples(runtime.pre_data_file(settings, task, "train")))
+    model_name = runtime.model_dir(settings).name
+    earlier = next((r for r in rows if r["task"] == task and r["model"] == model_name and r["untrained_acc"]
+                    and r["n_holdout"] == str(len(holdout))), None)
+    if earlier:   # the same holdout (same SEED, HOLDOUT_SIZE) and model: the untrained score cannot differ
+        untrained = {"accuracy": float(earlier["untrained_acc"]), "mcc": float(earlier["untrained_mcc"])}
+    else:
+        untrained = untrained_scores(settings, holdout)
+    majority = max(sum(e["output"] == label for e in holdout) for label in LABELS) / len(holdout)
+
+    run("train.py", where + overrides, log)
+    record = json.loads((runtime.adapter_dir(settings, task) / "run_record.json").read_text(encoding="utf-8"))
+    started = time.time()
+    run("predict.py", where + overrides, log)
+    per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
+    grade = json.loads(run("grade.py", where + overrides + ["--json"], log))["data_sets"][0]
+    dev = grade["accuracy"]["metrics"]
+    invalid = ""
+    if not any(r["task"] == task and r["model"] == model_name and r["invalid_generate"] for r in rows):
+        generated = run("predict.py", where + overrides + ["--decode", "generate", "--result_dir",
+                                                           str(folder / "generate")], log)
+        found = re.search(r"(\d+) answers were not a label", generated)
+        invalid = f"{found.group(1) if found else 0}/{settings.PREDICT_COUNT}"
+    return {"task": task, "row": name, "model": model_name, "overrides": " ".join(overrides), "n_train": n_train,
+            "n_holdout": len(holdout), "majority": f"{majority:.4f}", "untrained_acc": f"{untrained['accuracy']:.4f}",
+            "untrained_mcc": f"{untrained['mcc']:.3f}", "holdout_acc": f"{record['holdout_accuracy']:.4f}",
+            "holdout_mcc": f"{record['holdout_mcc']:.3f}", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
+            "dev_mcc": f"{dev['mcc']:.3f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
+            "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", default="CoLA,QQP,SST-2")
+    parser.add_argument("--row", default="defaults", help="name of this row of the table (one per set of overrides)")
+    parser.add_argument("--out", type=Path, default=ROOT / "real_runs", help="folder for runs and the table")
+    args, overrides = parser.parse_known_args(argv)
+    if not SHARED_DATA.is_dir():
+        print(f"real_model: no real GLUE files at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    if not any(o.startswith("--model_path") for o in overrides):
+        overrides = ["--model_path", str(ROOT / "models" / "gemma-3-270m")] + overrides
+    table = args.out / "real_model.csv"
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        task = runtime.load_settings(["--data_set", task]).DATA_SET
+        rows = read_rows(table)
+        if any(r["task"] == task and r["row"] == args.row for r in rows):
+            print(f"real_model: {task} / {args.row} is already in {table}")
+            continue
+        print(f"real_model: {task} / {args.row} ...", flush=True)
+        row = one_row(task, args.row, overrides, args.out, rows)
+        rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
+        write_rows(table, rows)
+        print(f"real_model: {task} / {args.row}: holdout {row['holdout_acc']} (MCC {row['holdout_mcc']}), dev "
+              f"{row['dev_acc']} on {row['dev_n']} items, untrained {row['untrained_acc']}, majority {row['majority']}",
+              flush=True)
+    print(table.with_suffix(".md").read_text(encoding="utf-8") if table.is_file() else "no rows")
+    print(f"real_model: table in {table} and {table.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
