@@ -36,8 +36,8 @@ LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"   # all
 EPOCHS = 2
 MAX_STEPS = -1             # optimiser steps; -1 = no limit (EPOCHS decides), a positive number overrides EPOCHS
 LEARNING_RATE = 2e-4
-BATCH_SIZE = 4             # examples per device per forward pass (4 x 256 tokens leaves ~40 % of an A10 free)
-GRAD_ACCUM = 4             # effective batch = BATCH_SIZE x GRAD_ACCUM x number of GPUs
+BATCH_SIZE = 8             # examples per device per forward pass (8 x 256 tokens leaves ~35 % of an A10 free)
+GRAD_ACCUM = 2             # effective batch = BATCH_SIZE x GRAD_ACCUM x number of GPUs
 WARMUP_RATIO = 0.05        # share of the steps spent ramping the learning rate up
 WEIGHT_DECAY = 0.0
 LR_SCHEDULER = "cosine"    # any transformers scheduler name: linear | cosine | constant_with_warmup | ...

@@ -13,6 +13,7 @@ each a JSON list of {"instruction", "input", "output"}.
 from __future__ import annotations
 
 import random
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -47,27 +48,80 @@ class Layout:
 
 
 def read_lines(path: Path) -> List[str]:
-    """The file's lines, decoded strictly as UTF-8; a byte-order mark, CRLF endings and a missing final newline are fine."""
+    """The file's lines, decoded strictly as UTF-8; a byte-order mark, CRLF endings and a missing final newline are fine.
+
+    Anything else is named exactly, with the command that converts it: UTF-16 (with or without a byte-order mark),
+    GBK or Windows-1252 bytes, old-Mac CR-only line endings.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} does not exist.") from None
+    name = path.name
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark); the files must be UTF-8. "
+                        f"Convert it: iconv -f UTF-16 -t UTF-8 {name} > fixed.tsv, then use fixed.tsv.")
+    utf16 = utf16_without_bom(data)
+    if utf16:
+        raise UserError(f"{path} looks like {utf16} text without a byte-order mark (every other byte is 0); the files "
+                        f"must be UTF-8. Convert it: iconv -f {utf16} -t UTF-8 {name} > fixed.tsv, then use fixed.tsv.")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
+        encoding, iconv_name = guess_legacy_encoding(data)
         raise UserError(
-            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start:e.start + 4]!r}). Save the file as "
-            f"UTF-8 (e.g. `iconv -f GBK -t UTF-8 {path.name} > fixed.tsv`), then run again."
+            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start:e.start + 4]!r}); the file looks like "
+            f"{encoding}. Save it as UTF-8: iconv -f {iconv_name} -t UTF-8 {name} > fixed.tsv, then use fixed.tsv."
         ) from None
+    if "\r" in text and "\n" not in text:
+        raise UserError(f"{path} has old-Mac line endings (CR only, no line feed), so it reads as one line. Convert "
+                        f"them: tr '\\r' '\\n' < {name} > fixed.tsv, then use fixed.tsv.")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise UserError(f"{path}, line {line}: a NUL character, which no text file holds: the file is damaged or not "
+                        f"text. Put the exam's original file there.")
     lines = text.split("\n")
     while lines and not lines[-1].strip():   # trailing newline(s) at the end of the file
         lines.pop()
     if not lines:
         raise UserError(f"{path} is empty: it should hold tab-separated rows. Put the exam's file there.")
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def utf16_without_bom(data: bytes) -> Optional[str]:
+    """"UTF-16LE" / "UTF-16BE" when the bytes look like mostly-ASCII UTF-16 (a 0 byte beside each character)."""
+    sample = data[:4000]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "UTF-16LE"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "UTF-16BE"
+    return None
+
+
+def guess_legacy_encoding(data: bytes) -> Tuple[str, str]:
+    """(what the non-UTF-8 bytes look like, iconv's name for it): GBK when every byte above 0x80 pairs up as a
+    GB2312 character (Chinese), else Windows-1252 (Western accents and curly quotes, as Excel on Windows saves)."""
+    pairs = strays = i = 0
+    while i < len(data):
+        if data[i] < 0x80:
+            i += 1
+        elif i + 1 < len(data) and 0xA1 <= data[i] <= 0xF7 and 0xA1 <= data[i + 1] <= 0xFE:
+            pairs, i = pairs + 1, i + 2
+        else:
+            strays, i = strays + 1, i + 1
+    if pairs and not strays:
+        return "GBK (Chinese Windows)", "GBK"
+    try:
+        data.decode("cp1252")
+        return "Windows-1252 (cp1252, Western Windows)", "CP1252"
+    except UnicodeDecodeError:
+        return "neither GBK nor Windows-1252 (check how it was saved)", "YOUR-ENCODING"
 
 
 def unquote(field: str) -> str:
@@ -77,8 +131,18 @@ def unquote(field: str) -> str:
     return field
 
 
+LABEL_SPELLINGS = {"0": "0", "1": "1", "0.0": "0", "1.0": "1"}   # 1.0 / 0.0: labels saved by pandas as floats
+
+
+def drop_trailing_empty_column(lines: List[str]) -> Tuple[List[str], bool]:
+    """Lines without the empty last field that every one of them has (a tab at the end of each line)."""
+    if all(line.endswith("\t") for line in lines):
+        return [line[:-1] for line in lines], True
+    return lines, False
+
+
 def is_header(fields: Sequence[str]) -> bool:
-    return any(f.strip().lower() in HEADER_WORDS for f in fields) and not any(f.strip() in LABELS for f in fields)
+    return any(f.strip().lower() in HEADER_WORDS for f in fields) and not any(f.strip() in LABEL_SPELLINGS for f in fields)
 
 
 def looks_comma_separated(lines: List[str]) -> bool:
@@ -144,7 +208,9 @@ def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[i
     Training rows that cannot be read are skipped and reported. A dev row that cannot be read is an
     error: dropping it would shift every later answer, and predict answers the first 150 by position.
     """
-    lines = read_lines(path)
+    lines, trailing = drop_trailing_empty_column(read_lines(path))
+    if trailing:
+        print(f"  note: every line of {path.name} ends with a tab (an empty last column): ignored")
     layout = find_layout(task, path, lines, labelled)
     start = 1 if layout.has_header else 0
     if start >= len(lines):
@@ -158,9 +224,10 @@ def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[i
             problem = f"{len(fields)} fields instead of {layout.n_fields}"
         else:
             texts = [(unquote(fields[i]) if task.name in CSV_QUOTED else fields[i]).strip() for i in layout.text_columns]
-            label = fields[layout.label_column].strip() if layout.label_column is not None else None
+            raw = fields[layout.label_column].strip() if layout.label_column is not None else None
+            label = LABEL_SPELLINGS.get(raw, raw) if raw is not None else None
             if labelled and label not in LABELS:
-                problem = f"label {label!r} is not 0 or 1"
+                problem = f"label {raw!r} is not 0 or 1"
             elif labelled and not all(texts):
                 problem = "empty text"
         if problem is None:
@@ -172,7 +239,40 @@ def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[i
                 f"{path}, line {number}: {problem} (layout {layout.description}). Dev rows cannot be skipped, "
                 f"because answers are matched to questions by position: fix this line, then run again."
             )
+    check_layout(task, path, layout, lines, rows, labelled)
     return rows, bad, len(lines) - start
+
+
+def check_layout(task: Task, path: Path, layout: Layout, lines: List[str], rows: List[Row], labelled: bool) -> None:
+    """Stop when what was read contradicts the layout it was read with: a header this reader does not know taken
+    for a row, labels or ids where the text should be, rows lost. A doubtful layout never passes silently."""
+    how = (f"Give the file a first line naming its columns ({', '.join(task.text_fields)}"
+           f"{', label' if labelled else ''}, tab-separated), or put its columns in the order {layout.description}.")
+    read_as = f"it was read as {'a header, then ' if layout.has_header else ''}{layout.description}"
+    if not layout.has_header and len(lines) > 2:
+        first = lines[0].split("\t")
+        others = [line.split("\t") for line in lines[1:51]]
+        for column in range(min(len(first), layout.n_fields)):
+            values = [row[column].strip() for row in others if len(row) == layout.n_fields]
+            if values and all(v.isdigit() for v in values) and not first[column].strip().isdigit():
+                raise UserError(f"{path}, line 1: {first[column].strip()!r} in column {column + 1}, where every other "
+                                f"row has a number: line 1 looks like a header this reader does not know ({read_as}, "
+                                f"so it would become a row and shift every answer by one). {how}")
+        for column in layout.text_columns:
+            value = first[column].strip() if column < len(first) else ""
+            words = [len(row[column].split()) for row in others if len(row) == layout.n_fields]
+            if re.fullmatch(r"[A-Za-z_]+", value) and words and sum(n >= 2 for n in words) >= 0.9 * len(words):
+                raise UserError(f"{path}, line 1: the text column {column + 1} holds the single word {value!r} where "
+                                f"the other rows hold sentences: line 1 looks like a header this reader does not know "
+                                f"({read_as}). {how}")
+    for position, column in enumerate(layout.text_columns):
+        texts = [row.texts[position] for row in rows]
+        if texts and all(t in LABEL_SPELLINGS for t in texts):
+            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only 0 "
+                            f"and 1: it looks like labels ({read_as}). {how}")
+        if texts and all(t.isdigit() for t in texts):
+            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only "
+                            f"numbers: it looks like ids ({read_as}). {how}")
 
 
 def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
@@ -222,8 +322,13 @@ def process(task: Task, folder: Path, settings) -> None:
         )
     rng = random.Random(settings.SEED)
     holdout = stratified_sample(train_rows, settings.HOLDOUT_SIZE, rng, balanced=False)
-    held = {row.line for row in holdout}
-    rest = [row for row in train_rows if row.line not in held]
+    # A text that is in the holdout never goes to training, whichever of its copies was drawn: else the holdout
+    # would score rows the model has seen, and train.py would keep its best checkpoint by them.
+    held = {tuple(row.texts) for row in holdout}
+    rest = [row for row in train_rows if tuple(row.texts) not in held and row not in holdout]
+    repeated = len(train_rows) - len({tuple(row.texts) for row in train_rows})
+    if repeated:
+        print(f"  note: {repeated} rows repeat the text of an earlier row; no text is in both the holdout and training")
     cap = settings.MAX_SAMPLES if settings.MAX_SAMPLES > 0 else len(rest)
     if cap > len(rest):
         print(f"  MAX_SAMPLES={settings.MAX_SAMPLES} is more than the {len(rest)} rows left after the holdout: using all")
@@ -244,20 +349,31 @@ def process(task: Task, folder: Path, settings) -> None:
         "val": to_json(task, holdout, with_output=True),
         "dev": to_json(task, dev_rows, with_output=False),
     }
+    # All three files are written to a staging folder, then put in place together: after any failure the folder
+    # holds every old file or every new one, never a new train file beside an old holdout.
+    final = runtime.pre_data_file(settings, task.name, "train").parent
+    staging = final.with_name(runtime.STAGING_PREFIX + task.name)
     for split, examples in outputs.items():
-        path = runtime.pre_data_file(settings, task.name, split)
-        runtime.write_json(path, examples)
+        runtime.write_json(staging / runtime.pre_data_file(settings, task.name, split).name, examples)
+    runtime.replace_folder(staging, final)
+    for split, examples in outputs.items():
         balance = label_counts([e["output"] for e in examples]) if split != "dev" else "no labels"
-        print(f"  wrote {len(examples):>6} {split:<5} examples to {runtime.shown(path)}  ({balance})")
+        path = runtime.shown(runtime.pre_data_file(settings, task.name, split))
+        print(f"  wrote {len(examples):>6} {split:<5} examples to {path}  ({balance})")
     if empty_dev:
         print(f"  note: {len(empty_dev)} dev rows have an empty text (lines {empty_dev[:5]}); kept, so positions stay right")
 
 
+def plain_name(name: str) -> str:
+    """A file name without case, dashes or underscores: sst2_train.tsv, SST-2_train.tsv and CoLA_Train.tsv match."""
+    return re.sub(r"[-_ ]", "", name.lower())
+
+
 def find_file(folder: Path, task: Task, split: str) -> Path:
     """<ds>_<split>.tsv in folder, forgiving the case of the name (cola_train.tsv is fine)."""
-    wanted = f"{task.name}_{split}.tsv".lower()
+    wanted = plain_name(f"{task.name}_{split}.tsv")
     for path in sorted(folder.iterdir()):
-        if path.name.lower() == wanted:
+        if plain_name(path.name) == wanted:
             return path
     raise UserError(
         f"{folder / (task.name + '_' + split + '.tsv')} does not exist (the folder holds: "
@@ -271,15 +387,19 @@ def main(settings) -> None:
     if "DATA_SET" in settings.OVERRIDDEN:
         chosen = [TASKS[settings.DATA_SET]]
     else:
-        names = {p.name.lower() for p in folder.iterdir()}
-        chosen = [t for t in TASKS.values() if f"{t.name}_train.tsv".lower() in names]
+        names = {plain_name(p.name) for p in folder.iterdir()}
+        chosen = [t for t in TASKS.values() if plain_name(f"{t.name}_train.tsv") in names]
         if not chosen:
             raise UserError(
                 f"{folder} holds no <dataset>_train.tsv for {', '.join(TASKS)} (it holds: "
                 f"{', '.join(sorted(names)) or 'nothing'}). Point DATA_DIR at the exam's data folder."
             )
-    with runtime.exclusive(runtime.project_path(settings.PRE_DATA_DIR), "data_process.py"):
+    pre_data = runtime.project_path(settings.PRE_DATA_DIR)
+    with runtime.exclusive(pre_data, "data_process.py"):
+        if runtime.remove_leftovers(pre_data):
+            print(f"removed unfinished files an interrupted run left in {runtime.shown(pre_data)}")
         for task in chosen:
+            runtime.restore_folder(runtime.pre_data_file(settings, task.name, "train").parent)
             print(f"[{task.name}]")
             process(task, folder, settings)
     print(f"data_process: wrote {', '.join(t.name for t in chosen)} to "

@@ -71,6 +71,7 @@ def main(settings) -> None:
     written = [label if label is not None else majority for label in labels]
     out = runtime.result_file(settings, task_name)
     with runtime.exclusive(out.parent, "predict.py"):
+        runtime.remove_leftovers(out.parent)
         layout = example_layout(settings, task_name)
         runtime.write_atomically(out, layout.format(written))
     print(f"predict: wrote {len(written)} answers to {runtime.shown(out)} ({label_counts(written)})")

@@ -152,19 +152,66 @@ def result_file(settings: SimpleNamespace, task_name: str) -> Path:
 
 # --- files ------------------------------------------------------------------------------------------
 
+TEMPORARY_SUFFIX = ".tmp"   # write_atomically's unfinished files, and the staging folders below
+STAGING_PREFIX = ".staging-"
+
+
 def write_atomically(path: Path, data: str) -> None:
     """Write the whole text or nothing: a crash leaves the old file, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())   # an ordinary file (mkstemp makes it private to its owner)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Delete what a run killed outright (SIGKILL, power cut) left in folder: unfinished temporary files and
+    staging folders. Call it holding the folder's lock, so no running run's files are taken. Returns how many."""
+    import shutil
+    if not folder.is_dir():
+        return 0
+    found = [p for p in folder.iterdir() if p.name.startswith(".") and
+             (p.name.endswith(TEMPORARY_SUFFIX) or p.name.startswith(STAGING_PREFIX))]
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return len(found)
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Put a complete new folder in place of final, whole: every file of the old one or every file of the new.
+
+    Two renames: final -> final.old, new -> final. A run killed between them leaves final.old and no final, and
+    the next call (or restore_folder) puts final.old back first.
+    """
+    import shutil
+    restore_folder(final)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_folder(final: Path) -> None:
+    """Undo a replace_folder cut short between its two renames: the old folder is the complete one."""
+    old = final.with_name(final.name + ".old")
+    if old.exists() and not final.exists():
+        old.rename(final)
 
 
 def write_json(path: Path, obj) -> None:
@@ -235,6 +282,30 @@ def package_versions(names=("python", "torch", "transformers", "peft", "accelera
 
 # --- running a script -------------------------------------------------------------------------------
 
+def file_system_message(error: OSError) -> str:
+    """What an OSError means for the user, the path it concerns and what to do, in one paragraph."""
+    import errno
+    path = error.filename or "a file"
+    other = f" (and {error.filename2})" if getattr(error, "filename2", None) else ""
+    where = Path(str(path)).parent if error.filename else "the folder"
+    advice = {
+        errno.EACCES: f"permission denied. Make it readable/writable for you (ls -l {path}; chmod u+rw), or point the "
+                      f"setting for that folder (--pre_data_dir, --saved_model_dir, --result_dir, --data_dir) elsewhere.",
+        errno.EPERM: f"the operating system does not allow this operation there. Use a folder you own (e.g. under "
+                     f"your home folder) with the setting for that folder.",
+        errno.EROFS: f"the file system holding it is read-only. Copy the project to a writable folder, or point the "
+                     f"output settings (--pre_data_dir, --saved_model_dir, --result_dir) at one.",
+        errno.ENOSPC: f"no space is left on the disk holding {where}. Free some space (df -h {where}) and run again; "
+                      f"the files already there were not replaced.",
+        errno.EDQUOT: f"your disk quota is used up on the disk holding {where}. Free some space and run again.",
+        errno.ENOTDIR: f"a part of this path is a file, not a folder. Move that file away or choose another folder.",
+        errno.EISDIR: f"this is a folder, where a file is needed. Give the path of the file (or move the folder away).",
+        errno.ENOENT: f"it does not exist (or is a link to something that no longer exists: ls -l {path}).",
+        errno.ELOOP: f"it is a link that leads back to itself. Replace it with the real file or folder.",
+        errno.ENAMETOOLONG: "the path is too long for the file system. Use a shorter folder name.",
+    }.get(error.errno, "check that the path exists and that you may read and write there.")
+    return f"{path}{other}: {error.strerror or type(error).__name__}: {advice}"
+
 def run(main: Callable[[SimpleNamespace], None], doc: str) -> None:
     """Run a script's main(settings): user errors as one paragraph (exit 2), Ctrl-C as one line (exit 130)."""
     # SIGTERM (a scheduler, `kill`) gets the same clean exit as Ctrl-C: temp files removed, locks freed.
@@ -245,6 +316,8 @@ def run(main: Callable[[SimpleNamespace], None], doc: str) -> None:
         return
     except UserError as e:
         failure, code = f"error: {e}", 2
+    except OSError as e:   # the file system said no: one paragraph that names the path, never a traceback
+        failure, code = f"error: {file_system_message(e)}", 2
     except KeyboardInterrupt:
         failure, code = "interrupted; files already written are complete, nothing is half-written.", 130
     # Out of the except blocks the failed frames can be freed: their progress bars close now, not after the message.

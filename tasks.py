@@ -63,8 +63,11 @@ PROMPT_TEMPLATE = (
 
 def task_named(name: str) -> Task:
     """The task called `name`, forgiving case ("cola" is CoLA); an unknown name is refused with suggestions."""
+    def plain(text: str) -> str:   # "sst2", "SST-2" and "sst_2" all name SST-2
+        return "".join(c for c in text.lower() if c.isalnum())
+
     for task in TASKS.values():
-        if task.name.lower() == name.strip().lower():
+        if plain(task.name) == plain(name):
             return task
     by_lower = {known.lower(): known for known in TASKS}   # compare without case, like the match above
     close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.4)

@@ -39,9 +39,10 @@ def main(settings) -> None:
         record = train_adapter(settings, train_examples, val_examples, adapter_dir, checkpoint_dir,
                                data_sha256={"train": runtime.sha256_of(train_file), "val": runtime.sha256_of(val_file)})
     if record:
+        plotted = " and loss_curve.png" if (adapter_dir / "loss_curve.png").is_file() else ""
         print(f"train: holdout accuracy {record['holdout_accuracy']:.4f} (MCC {record['holdout_mcc']:.3f}) after "
-              f"{record['steps']} steps in {record['train_seconds'] / 60:.1f} min; adapter, run_record.json and "
-              f"loss_curve.png written to {runtime.shown(adapter_dir)}/")
+              f"{record['steps']} steps in {record['train_seconds'] / 60:.1f} min; adapter, run_record.json{plotted} "
+              f"written to {runtime.shown(adapter_dir)}/")
 
 
 def train_adapter(settings, train_examples: list, val_examples: list, adapter_dir: Path, checkpoint_dir: Path,
@@ -240,7 +241,7 @@ def save(model, record: dict, adapter_dir: Path) -> None:
     model.save_pretrained(str(staging))
     (staging / "run_record.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     plot_losses(record["log_history"], staging / "loss_curve.png")
-    replace_folder(staging, adapter_dir)
+    runtime.replace_folder(staging, adapter_dir)
 
 
 def plot_losses(log_history: list, path: Path) -> None:
@@ -268,18 +269,6 @@ def plot_losses(log_history: list, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def replace_folder(new: Path, final: Path) -> None:
-    """Put a complete new folder in place of final: at every moment one complete adapter is there."""
-    old = final.with_name(final.name + ".old")
-    if old.exists() and not final.exists():
-        old.rename(final)   # a run killed between the two renames below: the old adapter is still the good one
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -405,7 +405,7 @@ def test_resume_without_a_complete_checkpoint_is_an_error(work):
 
 
 def test_a_swap_interrupted_between_its_two_renames_is_recovered(tmp_path):
-    from train import replace_folder
+    from runtime import replace_folder
     final, new = tmp_path / "CoLA", tmp_path / "CoLA.new"
     (tmp_path / "CoLA.old").mkdir()
     (tmp_path / "CoLA.old" / "adapter_model.safetensors").write_text("good")   # final already renamed away

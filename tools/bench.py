@@ -443,8 +443,11 @@ def layer_bytes(shape: dict, batch: int, length: int, targets: list, r: int, dro
 
 
 def training_memory(shape: dict, batch: int, length: int, targets: list, r: int, dropout: float,
-                    checkpointing: bool) -> dict:
-    """Peak GPU memory (bytes) of one training step of a Gemma with LoRA on transformers 4.38.1 / torch 2.0."""
+                    checkpointing: bool, answer_only: bool = True) -> dict:
+    """Peak GPU memory (bytes) of one training step of a Gemma with LoRA on transformers 4.38.1 / torch 2.0.
+
+    answer_only: the loss on the answer alone (TRAIN_ON_INPUTS False): logits only at the label and EOS positions
+    of each row, and no KV cache (modeling.answer_only_loss passes use_cache=False)."""
     h, v, layers = shape["hidden_size"], shape["vocab_size"], shape["num_hidden_layers"]
     p = shape["max_position_embeddings"]
     kv = shape["num_key_value_heads"] * shape["head_dim"]
@@ -455,8 +458,8 @@ def training_memory(shape: dict, batch: int, length: int, targets: list, r: int,
     one_layer = layer_bytes(shape, batch, length, targets, r, dropout)
     # Logits, 12 bytes each at the peak. Forward (4.38): bf16 logits, their shifted bf16 copy, autocast's fp32
     # copy, fp32 log-probs. Backward (any version): the saved fp32 log-probs, their gradient, the logits' gradient.
-    logits = 12 * tokens * v
-    cache = layers * tokens * 2 * 2 * kv   # k, v of every layer: use_cache stays on in training on 4.38
+    logits = 12 * (2 * batch if answer_only else tokens) * v
+    cache = 0 if answer_only else layers * tokens * 2 * 2 * kv   # k, v of every layer: 4.38 keeps use_cache on
     if checkpointing:   # each layer keeps only its input (and 4.38 keeps the 4-D mask it was passed)
         body = layers * tokens * 2 * h + batch * p * p * 2
         at_loss = body + max(logits, one_layer)   # the layer recomputed in backward comes after the head
@@ -468,7 +471,7 @@ def training_memory(shape: dict, batch: int, length: int, targets: list, r: int,
         "weights (bf16)": 2 * params,
         "4.38's causal-mask buffer (int64, max_position_embeddings^2)": 8 * p * p,
         "LoRA fp32 weights + grads + Adam m, v": 16 * lora_params,
-        f"activations + logits at the loss ({12 * tokens * v / GIB:.2f} GiB of it logits)": max(at_loss, at_mask),
+        f"activations + logits at the loss ({logits / GIB:.2f} GiB of it logits)": max(at_loss, at_mask),
     }
     dynamic = max(at_loss, at_mask)
     parts["allocator slack (10 % of activations) + CUDA context/cuBLAS (0.6 GiB)"] = 0.10 * dynamic + 0.6 * GIB
@@ -550,25 +553,35 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
     lora = dict(targets=targets, r=settings.LORA_R, dropout=settings.LORA_DROPOUT)
     b, length = settings.BATCH_SIZE, settings.MAX_LENGTH
+    lora["answer_only"] = not settings.TRAIN_ON_INPUTS
     plan = training_memory(GEMMA_2B, b, length, checkpointing=settings.GRADIENT_CHECKPOINTING, **lora)
     a10 = GPUS["A10 24 GB"]
     row(part, "model", f"gemma-2b {plan['params'] / 1e9:.3f} B parameters; LoRA r={settings.LORA_R} on "
                        f"{len(targets)} projections: {plan['lora_params'] / 1e6:.1f} M trainable; on the exam "
-                       f"stack (transformers 4.38.1, torch 2.0: eager attention; bf16 autocast), estimated")
+                       f"stack (transformers 4.38.1, torch 2.0: eager attention; bf16 autocast), estimated; loss on "
+                       f"{'the answer only' if lora['answer_only'] else 'every token'} (TRAIN_ON_INPUTS "
+                       f"{settings.TRAIN_ON_INPUTS})")
     for name, size in plan["parts"].items():
         row(part, f"  {name}", f"{size / GIB:.2f} GiB")
     headroom = 1 - plan["total"] / GIB / a10
     row(part, f"peak, BATCH_SIZE {b} x MAX_LENGTH {length} (a full-length batch)",
         f"{plan['total'] / GIB:.1f} GiB of {a10:.1f}: headroom {100 * headroom:.0f} %", "headroom >= 25 %",
         headroom >= 0.25)
-    options = [(b, settings.GRAD_ACCUM, length, False), (8, 2, 200, False), (8, 2, length, True),
-               (4, 4, length, False), (2, 8, length, False), (4, 4, length, True), (1, 16, length, False),
-               (2, 8, length, True), (1, 16, length, True), (2, 8, 128, True)]
-    for batch, accumulation, max_length, checkpointing in options:
-        total = training_memory(GEMMA_2B, batch, max_length, checkpointing=checkpointing, **lora)["total"] / GIB
+    largest = max((n for n in (1, 2, 4, 8, 16, 32) if training_memory(GEMMA_2B, n, length, checkpointing=False,
+                                                                        **lora)["total"] / GIB <= 0.75 * a10), default=0)
+    row(part, f"largest BATCH_SIZE (1, 2, 4, ... 32) with 25 % A10 headroom at MAX_LENGTH {length}", str(largest),
+        f">= BATCH_SIZE ({b})", largest >= b)
+    options = [(b, settings.GRAD_ACCUM, length, False, True), (4, 4, length, False, False),
+               (8, 2, length, False, False), (4, 4, length, False, True), (8, 2, length, False, True),
+               (16, 1, length, False, True), (16, 1, length, True, True), (2, 8, length, False, True),
+               (1, 16, length, False, True), (2, 8, 128, True, True)]
+    for batch, accumulation, max_length, checkpointing, answer_only in options:
+        total = training_memory(GEMMA_2B, batch, max_length, checkpointing=checkpointing,
+                                **dict(lora, answer_only=answer_only))["total"] / GIB
         fits = ", ".join(f"{gpu} {100 * (1 - total / size):.0f} %" for gpu, size in GPUS.items())
         row(part, f"  BATCH_SIZE {batch}, GRAD_ACCUM {accumulation}, MAX_LENGTH {max_length}"
-                  f"{', GRADIENT_CHECKPOINTING' if checkpointing else ''}", f"{total:.1f} GiB; headroom {fits}")
+                  f"{', GRADIENT_CHECKPOINTING' if checkpointing else ''}"
+                  f"{'' if answer_only else ', TRAIN_ON_INPUTS (logits everywhere)'}", f"{total:.1f} GiB; headroom {fits}")
 
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")   # RSS follows live tensors
     command = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", "--cache", str(cache),
@@ -596,6 +609,108 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
         f"{expected_peak / 2 ** 20:.0f} / {probe['peak_rise'] / 2 ** 20:.0f} MiB "
         f"({100 * (probe['peak_rise'] / expected_peak - 1):+.1f} %)", "within 15 %",
         None if tiny else abs(probe["peak_rise"] / expected_peak - 1) <= 0.15)   # tiny: below RSS resolution
+
+
+# --- 6. training step --------------------------------------------------------------------------------
+
+def step_examples(n: int) -> list:
+    """n real CoLA training rows as pre_data examples (the first n of the file), or synthetic ones without it."""
+    from tasks import TASKS
+    path = SHARED_DATA / "CoLA" / "in_domain_train.tsv"
+    if path.is_file():
+        rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[:n]]
+        return [{"instruction": TASKS["CoLA"].instruction, "input": r[3], "output": r[1]} for r in rows]
+    from tools.make_tiny_gemma import _sentence
+    import random
+    rng = random.Random(0)
+    return [{"instruction": TASKS["CoLA"].instruction, "input": _sentence(rng), "output": str(i % 2)} for i in range(n)]
+
+
+def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) -> dict:
+    """CPU seconds of one optimiser step (GRAD_ACCUM micro-batches of BATCH_SIZE, as config.py says, LoRA as
+    train.py builds it) by three paths: the full forward (logits at every position: the path before issue 8), the
+    answer-only loss (modeling.answer_only_loss: the default), and the transformer body alone (the floor)."""
+    import torch
+    import modeling
+    import train
+
+    settings = runtime.load_settings(["--model_path", str(folder), "--precision", precision])
+    model, tokenizer = train.build_model(settings)
+    model.train()
+    label_ids = modeling.label_token_ids(tokenizer)
+    examples = step_examples(settings.BATCH_SIZE * settings.GRAD_ACCUM)
+    encoded = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, False, label_ids) for e in examples]
+    for e in encoded:
+        e.pop("truncated")
+    collate = train.collator(tokenizer)
+    batches = [collate(encoded[i:i + settings.BATCH_SIZE]) for i in range(0, len(encoded), settings.BATCH_SIZE)]
+    body = modeling.causal_lm_parts(model)[0]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def full(b):
+        return model(**b).loss
+
+    def answer(b):
+        return modeling.answer_only_loss(model, b["input_ids"], b["attention_mask"], b["labels"])[0]
+
+    def body_alone(b):
+        return body(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).last_hidden_state.float().mean()
+
+    ways = {"answer": answer, "body": body_alone}
+    if with_full:
+        ways["full"] = full
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
+    seconds = {name: [] for name in ways}
+    for i in range(reps + 1):   # round 0 warms up
+        for name, loss_of in ways.items():
+            started = time.process_time()
+            for b in batches:
+                with autocast:
+                    loss = loss_of(b)
+                (loss / len(batches)).backward()
+            if name != "body":   # the floor is the body's forward + backward, nothing else
+                optimizer.step()
+            optimizer.zero_grad()
+            if i:
+                seconds[name].append(time.process_time() - started)
+        if i:
+            note(f"train step {precision} round {i}/{reps} (CPU s): "
+                 + ", ".join(f"{k} {v[-1]:.1f}" for k, v in seconds.items()))
+    tokens = [int(b["attention_mask"].sum()) for b in batches]
+    return {"seconds": {k: statistics.median(v) for k, v in seconds.items()}, "tokens": tokens,
+            "batch": f"{settings.GRAD_ACCUM} x {settings.BATCH_SIZE}", "reps": reps}
+
+
+def bench_train_step(workdir: Path, cache: Path, reps: int, tiny: bool, layers: int) -> None:
+    part = "6 train step"
+    models = []
+    real = ROOT / "models" / "gemma-3-270m"
+    if tiny:
+        models.append(("tiny random Gemma", random_gemma_folder(TINY, 2, tokenizer_folder(workdir), cache), True))
+    else:
+        if (real / "config.json").is_file():
+            models.append(("Gemma 3 270M (models/gemma-3-270m)", real, True))
+        else:
+            row(part, "Gemma 3 270M", f"skipped: no {real} (python tools/get_gemma3_270m.py)")
+        models.append((f"gemma-2b shape, random, {layers} of 18 layers",
+                       random_gemma_folder(GEMMA_2B, layers, tokenizer_folder(workdir), cache), False))
+    for name, folder, with_full in models:
+        for precision in ("fp32", "bf16"):
+            try:
+                result = time_train_step(folder, precision, reps, with_full)
+            except runtime.UserError as e:   # Gemma 3 on the exam's transformers 4.38.1
+                row(part, f"{name}, {precision}", f"skipped: {str(e)[:160]}")
+                break
+            t = result["seconds"]
+            row(part, f"{name}, {precision}", f"optimiser step {result['batch']} (tokens per micro-batch "
+                f"{result['tokens']}), CPU s, median of {result['reps']}: answer-only {t['answer']:.2f}, body alone "
+                f"{t['body']:.2f}" + (f", full forward {t['full']:.2f}" if "full" in t else ""))
+            ratio = t["answer"] / t["body"]
+            row(part, f"{name}, {precision}: answer-only step / body forward + backward", f"{ratio:.3f}", "<= 1.15",
+                None if tiny else ratio <= 1.15)
+            if "full" in t:
+                row(part, f"{name}, {precision}: speed-up over the full forward", f"{t['full'] / t['answer']:.2f} x",
+                    "(report)")
 
 
 # --- 5. start-up ------------------------------------------------------------------------------------
@@ -635,17 +750,20 @@ def table() -> str:
     widths = [max(len(str(r[i])) for r in ROWS + [header]) for i in range(5)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    ordered = sorted(ROWS, key=lambda r: r[0][0])   # parts 1-5 in order, whatever order they ran in
+    ordered = sorted(ROWS, key=lambda r: r[0][0])   # parts 1-6 in order, whatever order they ran in
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in ordered]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="predict,padding,data,memory,startup",
-                        help="comma-separated parts to run (default: all of predict,padding,data,memory,startup)")
+    parser.add_argument("--only", default="predict,padding,data,memory,startup,train",
+                        help="comma-separated parts to run (default: all of predict,padding,data,memory,startup,train)")
     parser.add_argument("--layers", type=int, default=None,
                         help="decoder layers of the predict model (default: all 18)")
+    parser.add_argument("--train-layers", type=int, default=2,
+                        help="decoder layers of gemma-2b's shape in the train part (default 2: its full 18 take minutes "
+                             "a step on a CPU)")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds for predict and data_process (default 3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on cores shared with other jobs, 2 threads wait on each "
@@ -662,7 +780,7 @@ def main(argv=None) -> int:
         print(json.dumps(probe_memory(args.tiny, args.cache)))
         return 0
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = parts - {"predict", "padding", "data", "memory", "startup"}
+    unknown = parts - {"predict", "padding", "data", "memory", "startup", "train"}
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}")
     settings = runtime.load_settings([])   # config.py's defaults
@@ -685,6 +803,8 @@ def main(argv=None) -> int:
             bench_memory(settings, args.tiny, args.cache)
         if "predict" in parts:
             bench_predict(shape, layers, 1 if args.tiny else args.reps, workdir, args.cache, args.tiny)
+        if "train" in parts:
+            bench_train_step(workdir, args.cache, 1 if args.tiny else args.reps, args.tiny, args.train_layers)
     print(f"machine: {machine()}")
     print(f"stack:   {stack()}")
     print(f"command: {command}   ({time.time() - started:.0f} s, {time.strftime('%Y-%m-%d %H:%M')})")

