@@ -57,6 +57,7 @@ MAX_NEW_TOKENS = 5         # generate mode only
 
 # --- grading --------------------------------------------------------------------------------------
 ANSWER_DIR = "answers"     # folder with the answer files result_<ds>*.txt (e.g. result_CoLA_64.txt)
+ANSWER_FILE = ""           # one answer file to score (with --data_set); "" = the only result_<ds>*.txt in ANSWER_DIR
 JSON = False               # grade.py: print the report as JSON for machines
 
 # --- comparison lab (lab/sweep.py; the exam scripts ignore these) ---------------------------------

@@ -12,8 +12,10 @@ each a JSON list of {"instruction", "input", "output"}.
 """
 from __future__ import annotations
 
+import os
 import random
 import re
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -56,6 +58,9 @@ def read_lines(path: Path) -> List[str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise UserError(f"{path} is a link to {os.readlink(path)}, which does not exist: copy the real file "
+                            f"there instead of the link.") from None
         raise UserError(f"{path} does not exist.") from None
     name = path.name
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -353,9 +358,12 @@ def process(task: Task, folder: Path, settings) -> None:
     # holds every old file or every new one, never a new train file beside an old holdout.
     final = runtime.pre_data_file(settings, task.name, "train").parent
     staging = final.with_name(runtime.STAGING_PREFIX + task.name)
-    for split, examples in outputs.items():
-        runtime.write_json(staging / runtime.pre_data_file(settings, task.name, split).name, examples)
-    runtime.replace_folder(staging, final)
+    try:
+        for split, examples in outputs.items():
+            runtime.write_json(staging / runtime.pre_data_file(settings, task.name, split).name, examples)
+        runtime.replace_folder(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)   # gone already when it was put in place
     for split, examples in outputs.items():
         balance = label_counts([e["output"] for e in examples]) if split != "dev" else "no labels"
         path = runtime.shown(runtime.pre_data_file(settings, task.name, split))
@@ -398,8 +406,9 @@ def main(settings) -> None:
     with runtime.exclusive(pre_data, "data_process.py"):
         if runtime.remove_leftovers(pre_data):
             print(f"removed unfinished files an interrupted run left in {runtime.shown(pre_data)}")
-        for task in chosen:
+        for task in TASKS.values():   # a swap cut short by a kill, for any task: its old folder is the whole one
             runtime.restore_folder(runtime.pre_data_file(settings, task.name, "train").parent)
+        for task in chosen:
             print(f"[{task.name}]")
             process(task, folder, settings)
     print(f"data_process: wrote {', '.join(t.name for t in chosen)} to "

@@ -64,7 +64,15 @@ def read_safetensors_header(path: Path) -> dict:
         if header_length > size - 8:
             raise ValueError("its header runs past the end of the file (truncated?)")
         header = json.loads(f.read(header_length))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
     header.pop("__metadata__", None)
+    for name, tensor in header.items():
+        offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
+        shape = tensor.get("shape") if isinstance(tensor, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and isinstance(shape, list) and all(isinstance(d, int) for d in shape)):
+            raise ValueError(f"its header entry for {name!r} has no valid shape and data_offsets")
     end = max((t["data_offsets"][1] for t in header.values()), default=0)
     if 8 + header_length + end != size:
         raise ValueError(f"it is {size} bytes but its header describes {8 + header_length + end} (truncated?)")
@@ -121,7 +129,7 @@ def check_adapter(settings, task_name: str) -> tuple:
             reasons.append(f"this adapter was trained on {trained_on}, so it is in the wrong place")
     try:
         header = read_safetensors_header(weights)
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+    except (ValueError, KeyError, TypeError, OverflowError, struct.error) as e:   # json and UTF-8 errors are ValueErrors
         return reasons + [f"adapter_model.safetensors cannot be read: {e}"], notes
     names = [n for n in header if n != "__data_start__"]
     lora_a = [n for n in names if "lora_A" in n]
@@ -151,13 +159,22 @@ def check_adapter(settings, task_name: str) -> tuple:
 
 
 def find_answer_file(settings, task_name: str) -> Optional[Path]:
+    """ANSWER_FILE when given, else the one result_<ds>*.txt in ANSWER_DIR; two candidates are an error, never a
+    silent pick."""
+    if settings.ANSWER_FILE:
+        path = runtime.project_path(settings.ANSWER_FILE)
+        if not path.is_file():
+            raise UserError(f"ANSWER_FILE {path} does not exist (or is not a file): give the path of the answer file "
+                            f"for {task_name} with --answer_file PATH.")
+        return path
     folder = runtime.project_path(settings.ANSWER_DIR)
     if not folder.is_dir():
         return None
-    exact = folder / f"result_{task_name}.txt"
-    if exact.is_file():
-        return exact
-    found = sorted(folder.glob(f"result_{task_name}*.txt"))
+    found = sorted(p for p in folder.glob(f"result_{task_name}*.txt") if p.is_file())
+    if len(found) > 1:
+        raise UserError(f"{folder} holds {len(found)} answer files for {task_name}: {', '.join(p.name for p in found)}. "
+                        f"Say which one to score: python grade.py --data_set {task_name} --answer_file "
+                        f"{runtime.shown(found[0])} (or move the others away).")
     return found[0] if found else None
 
 
@@ -184,6 +201,11 @@ def grade_task(settings, task_name: str) -> dict:
         accuracy["reasons"].append(f"{runtime.shown(result_path)} is missing: run python predict.py")
     else:
         gold, _, gold_problems = read_labels(answer_path)
+        if len(gold) > settings.PREDICT_COUNT:   # the exam asks for the first PREDICT_COUNT items: score those
+            accuracy["notes"] = [f"the answer file has {len(gold)} answers; scored over the first "
+                                 f"{settings.PREDICT_COUNT} (PREDICT_COUNT), the items predict.py answers"]
+            gold = gold[:settings.PREDICT_COUNT]
+            gold_problems = [p for p in gold_problems if int(p.split()[1].rstrip(":")) <= settings.PREDICT_COUNT + 1]
         if gold_problems:
             accuracy["reasons"].append(f"answer file {answer_path.name}: " + "; ".join(gold_problems[:3]))
         predicted, _, problems = read_labels(result_path)
@@ -224,7 +246,7 @@ def print_report(reports: List[dict], total: float) -> None:
 
 
 def main(settings) -> None:
-    if "DATA_SET" in settings.OVERRIDDEN:
+    if "DATA_SET" in settings.OVERRIDDEN or settings.ANSWER_FILE:   # one answer file is for one data set
         names = [settings.DATA_SET]
     else:
         names = [name for name in TASKS if find_answer_file(settings, name)]

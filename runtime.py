@@ -197,8 +197,11 @@ def replace_folder(new: Path, final: Path) -> None:
     Two renames: final -> final.old, new -> final. A run killed between them leaves final.old and no final, and
     the next call (or restore_folder) puts final.old back first.
     """
+    import errno
     import shutil
     restore_folder(final)
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a file is where this folder belongs", str(final))
     old = final.with_name(final.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -299,6 +302,7 @@ def file_system_message(error: OSError) -> str:
                       f"the files already there were not replaced.",
         errno.EDQUOT: f"your disk quota is used up on the disk holding {where}. Free some space and run again.",
         errno.ENOTDIR: f"a part of this path is a file, not a folder. Move that file away or choose another folder.",
+        errno.EEXIST: f"a file is in the way where a folder is needed. Move that file away or choose another folder.",
         errno.EISDIR: f"this is a folder, where a file is needed. Give the path of the file (or move the folder away).",
         errno.ENOENT: f"it does not exist (or is a link to something that no longer exists: ls -l {path}).",
         errno.ELOOP: f"it is a link that leads back to itself. Replace it with the real file or folder.",

@@ -183,6 +183,17 @@ class LabelFileLayout:
         return "\n".join(lines) + "\n"
 
 
+HEADER_WORDS = {"label", "labels", "prediction", "predictions", "predicted", "answer", "answers", "result", "results",
+                "index", "idx", "id", "is_duplicate", "acceptable", "sentiment", "output", "pred", "y"}
+
+
+def is_obvious_header(line: str) -> bool:
+    """A first line that names columns (`index<TAB>prediction`, `label`): every word a known column name. Any other
+    line that is not a label is a wrong answer in its place, never a header: else every later answer would shift."""
+    words = [w.strip(".,:;\"'()[]#").lower() for w in line.replace(",", " ").split()]
+    return bool(words) and all(w in HEADER_WORDS for w in words)
+
+
 def parse_label_file(text: str) -> tuple:
     """(labels, layout, problems) of a result or answer file.
 
@@ -194,8 +205,7 @@ def parse_label_file(text: str) -> tuple:
     while lines and not lines[-1].strip():
         lines.pop()
     header = None
-    if lines and read_label(lines[0].split()[-1] if lines[0].split() else "") is None \
-            and any(c.isalpha() for c in lines[0]):
+    if lines and is_obvious_header(lines[0]):
         header = lines.pop(0)
     split_lines = [line.split() for line in lines]
     indexed = bool(split_lines) and all(len(p) == 2 and p[0].isdigit() for p in split_lines if p)
