@@ -62,7 +62,11 @@ JSON = False               # grade.py: print the report as JSON for machines
 
 # --- comparison lab (lab/sweep.py; the exam scripts ignore these) ---------------------------------
 SIZES = "16,64,256,1024,all"    # training-sample sizes to sweep; "all" = every row of the sampling pool
-METHODS = "head,lora,zeroshot"  # head: encoder + classification head | lora: train.py | zeroshot: base LM untrained
+METHODS = "head,lora,zeroshot,calibrated,fewshot"   # head: encoder + classification head | lora: train.py's recipe |
+                           # zeroshot: base LM untrained | calibrated: zeroshot with contextual calibration |
+                           # fewshot: base LM untrained, FEWSHOT_K solved examples of the sample in the prompt
+FEWSHOT_K = 8              # at most this many examples in a few-shot prompt (fewer when MAX_LENGTH is reached)
+INVALID_ROWS = 200         # free decoding (the `invalid` column) on the first N eval rows only; 0 = all
 SEEDS = 3                  # seeds (SEED, SEED+1, ...) per size up to SEEDS_UP_TO; larger sizes get one
 SEEDS_UP_TO = 256
 TRAIN_FILE = ""            # labelled TSV the samples come from; "" = DATA_DIR/<ds>_train.tsv

@@ -377,10 +377,16 @@ def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     return loss, logits[first]
 
 
-@torch.no_grad()
 def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
                  batch_size: int = 1) -> List[str]:
     """The likelier label after each prompt: the body over the prompt, the output layer at its last position only."""
+    return [LABELS[i] for i in label_logits(model, prompts, label_ids, pad_id, batch_size).argmax(dim=-1).tolist()]
+
+
+@torch.no_grad()
+def label_logits(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
+                 batch_size: int = 1) -> torch.Tensor:
+    """(prompts, labels) float32 logits of each label token right after each prompt (the lab calibrates them)."""
     device = next(model.parameters()).device
     answers = []
     for start in range(0, len(prompts), batch_size):
@@ -394,8 +400,8 @@ def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_
         last = torch.zeros_like(attention_mask, dtype=torch.bool)
         last[torch.arange(len(batch)), attention_mask.sum(dim=1) - 1] = True
         logits = logits_at(model, input_ids.to(device), attention_mask.to(device), last.to(device))
-        answers += [LABELS[i] for i in logits[:, label_ids].argmax(dim=-1).tolist()]
-    return answers
+        answers.append(logits[:, label_ids].float().cpu())
+    return torch.cat(answers)
 
 
 @torch.no_grad()

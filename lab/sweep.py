@@ -1,7 +1,7 @@
 """Compare a classification head, LoRA instruction tuning and zero-shot prompting over training-sample sizes.
 
     python lab/sweep.py --data_set SST-2 --train_file ../shared/data/SST-2/train.tsv \\
-        --eval_file ../shared/data/SST-2/dev.tsv --sizes 16,64,256,1024,all --methods head,lora,zeroshot --seeds 3
+        --eval_file ../shared/data/SST-2/dev.tsv --sizes 16,64,256,1024,4000 --seeds 3
 
 For each size and seed (SEEDS seeds for sizes up to SEEDS_UP_TO, one above) it draws one stratified sample
 with data_process's sampler and gives that same sample to every method; every method is scored on the
@@ -10,6 +10,8 @@ same labelled eval rows (EVAL_FILE, or EVAL_SIZE rows carved from TRAIN_FILE):
     lora      train.train_adapter into a folder of its own (LAB_DIR/cells/...), then the base model + adapter answer
               the eval rows as predict.py does: label scoring for accuracy, free generation for invalid answers
     zeroshot  the base model (MODEL_PATH) with the same prompts, untrained: one cell, drawn as a flat line
+    calibrated  zeroshot with contextual calibration (the label preference on content-free inputs divided out)
+    fewshot   the base model untrained, with up to FEWSHOT_K solved examples of the sample before each question
 LoRA keeps its best checkpoint by accuracy on a selection holdout (HOLDOUT_SIZE rows carved from TRAIN_FILE,
 never sampled, never scored), as train.py always does. Writes LAB_DIR/lab_<ds>.csv (the cache: finished
 cells are skipped on a re-run; delete rows or the file to redo them), lab_<ds>.md and lab_<ds>.png.
@@ -38,11 +40,15 @@ sys.path.insert(0, str(ROOT))   # the project's modules, when run as python lab/
 import runtime  # noqa: E402
 from data_process import find_file, read_rows, stratified_sample, to_json  # noqa: E402
 from runtime import UserError  # noqa: E402
-from tasks import LABELS, TASKS, label_counts, metrics  # noqa: E402
+from tasks import LABELS, TASKS, build_prompt, label_counts, metrics, model_input  # noqa: E402
 
-METHODS = ("head", "lora", "zeroshot")
+METHODS = ("head", "lora", "zeroshot", "calibrated", "fewshot")
+UNTRAINED = ("zeroshot", "calibrated")   # one cell per task (size 0): no sample, drawn as flat lines
 COLUMNS = ["method", "size", "seed", "n_train", "n_eval", "accuracy", "mcc", "f1", "invalid", "predicted_1",
-           "train_seconds", "steps", "batch", "epochs", "model", "note"]
+           "train_seconds", "steps", "batch", "epochs", "model", "note", "cell_seconds", "ms_per_item", "device"]
+# Content-free inputs for contextual calibration (Zhao et al. 2021, "Calibrate before use"): the model's label
+# preference on them is its bias, whatever the input says.
+CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
 # --- data: one eval set, one selection holdout, one pool to sample from -----------------------------
@@ -97,7 +103,7 @@ def methods_and_sizes(settings) -> tuple:
 def plan(settings, pool_size: int) -> List[tuple]:
     """(method, size label, n, seed) of every cell, small sizes first."""
     methods, labels = methods_and_sizes(settings)
-    cells = [("zeroshot", "0", 0, settings.SEED)] if "zeroshot" in methods else []
+    cells = [(m, "0", 0, settings.SEED) for m in UNTRAINED if m in methods]
     for label in labels:
         n = pool_size if label == "all" else int(label)
         if label != "all" and n >= pool_size:
@@ -107,7 +113,7 @@ def plan(settings, pool_size: int) -> List[tuple]:
                 continue
             n = pool_size
         seeds = range(settings.SEEDS) if n <= settings.SEEDS_UP_TO else range(1)
-        cells += [(m, label, n, settings.SEED + k) for k in seeds for m in methods if m != "zeroshot"]
+        cells += [(m, label, n, settings.SEED + k) for k in seeds for m in methods if m not in UNTRAINED]
     return cells
 
 
@@ -129,7 +135,8 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = lab_dir / f"lab_{task_name}.csv"
-        rows = [r for r in read_results(path) if key(r) != key(row)] + [{c: str(row[c]) for c in COLUMNS}]
+        rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row)]
+        rows.append({c: str(row.get(c, "")) for c in COLUMNS})
         rows.sort(key=lambda r: (r["method"], int(r["n_train"]), int(r["seed"])))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
@@ -162,29 +169,40 @@ def summary(rows: List[Dict[str, str]]) -> List[dict]:
                       "mcc_mean": statistics.mean(mcc),
                       "mcc_sd": statistics.stdev(mcc) if len(mcc) > 1 else 0.0,
                       "f1_mean": statistics.mean(float(r["f1"]) for r in group),
-                      "invalid": "/".join(r["invalid"] for r in group if r["invalid"] != "") or "–",
+                      "invalid": ", ".join(r["invalid"] for r in group if r["invalid"]) or "–",
                       "seconds": statistics.mean(float(r["train_seconds"]) for r in group),
+                      "cell_seconds": mean_of(group, "cell_seconds"), "ms_per_item": mean_of(group, "ms_per_item"),
+                      "device": "/".join(sorted({r.get("device") or "?" for r in group})),
                       "epochs": "/".join(sorted({r["epochs"] for r in group})),
                       "collapsed": sum(r["note"].startswith("COLLAPSED") for r in group)})
     return lines
+
+
+def mean_of(group: List[dict], column: str) -> str:
+    """The mean of a column over seeds, or "–" for rows written before the column existed."""
+    values = [float(r[column]) for r in group if r.get(column)]
+    return f"{statistics.mean(values):.0f}" if values else "–"
 
 
 def markdown(task_name: str, rows: List[Dict[str, str]], eval_source: str, majority: float) -> str:
     out = [f"# {task_name}: classification head vs LoRA vs zero-shot\n",
            f"Eval set: {eval_source}; always answering the majority class scores {majority:.4f}.\n",
            "Mean ± standard deviation over seeds (accuracy and MCC on the eval set); `invalid` = answers in free "
-           "generation that are not a label (LLM methods only); `collapsed` = seeds whose predictions were all one "
-           "class.\n",
-           "| method | size | n_train | seeds | accuracy | MCC | F1 | invalid | collapsed | epochs | train s |",
-           "|---|---|---:|---:|---|---|---:|---|---:|---|---:|"]
+           "generation that are not a label, as k/N on the first N eval rows (LLM methods); `collapsed` = seeds whose "
+           "predictions were all one class; `cell s` = wall time of the whole cell (training and scoring), `ms/item` = "
+           "that per eval item; `–` = not recorded (cells run before the cost columns existed).\n",
+           "| method | size | n_train | seeds | accuracy | MCC | F1 | invalid | collapsed | epochs | train s | cell s | "
+           "ms/item | device |",
+           "|---|---|---:|---:|---|---|---:|---|---:|---|---:|---:|---:|---|"]
     for s in summary(rows):
         several = s["seeds"] > 1
         accuracy = f"{s['acc_mean']:.4f}" + (f" ± {s['acc_sd']:.4f}" if several else "")
         mcc = f"{s['mcc_mean']:.3f}" + (f" ± {s['mcc_sd']:.3f}" if several else "")
         out.append(f"| {s['method']} | {s['size']} | {s['n_train']} | {s['seeds']} | {accuracy} | {mcc} | {s['f1_mean']:.3f} "
-                   f"| {s['invalid']} | {s['collapsed']} | {s['epochs']} | {s['seconds']:.0f} |")
+                   f"| {s['invalid']} | {s['collapsed']} | {s['epochs']} | {s['seconds']:.0f} | {s['cell_seconds']} "
+                   f"| {s['ms_per_item']} | {s['device']} |")
     out += ["\n## Every cell\n", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    out += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows]
+    out += ["| " + " | ".join(r.get(c) or "" for c in COLUMNS) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 
@@ -200,12 +218,12 @@ def plot(task_name: str, rows: List[Dict[str, str]], majority: float, path: Path
     sizes = sorted({int(r["n_train"]) for r in rows if int(r["n_train"]) > 0})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, metric, name, floor in ((axes[0], "accuracy", "accuracy", majority), (axes[1], "mcc", "MCC", 0.0)):
-        for method, color in zip(METHODS, ("tab:blue", "tab:orange", "tab:green")):
+        for method, color in zip(METHODS, ("tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:purple")):
             mine = [r for r in rows if r["method"] == method]
             if not mine:
                 continue
-            if method == "zeroshot":
-                ax.axhline(float(mine[0][metric]), linestyle="--", color=color, label="zeroshot (no training)")
+            if method in UNTRAINED:
+                ax.axhline(float(mine[0][metric]), linestyle="--", color=color, label=f"{method} (no training)")
                 continue
             by_size: Dict[int, List[float]] = {}
             for r in mine:
@@ -247,21 +265,37 @@ def run_head(settings, task, sample, data) -> dict:
 
 
 def llm_answers(settings, model, tokenizer, examples, what: str) -> tuple:
-    """(labels by label scoring, number of free-generation answers that are not a label), as predict.py answers."""
+    """(labels by label scoring, free-generation answers that are not a label), as predict.py answers; free decoding
+    on the first INVALID_ROWS eval rows only, since it costs several forward passes an item."""
     import modeling
     scored, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="labels",
                                    batch_size=settings.BATCH_SIZE, progress=f"{what} labels")
-    generated, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="generate",
+    return scored, count_invalid(settings, model, tokenizer, examples, what)
+
+
+def count_invalid(settings, model, tokenizer, examples, what: str) -> str:
+    """`k/N`: of the first N eval rows decoded freely (MAX_NEW_TOKENS), how many answers are not a label."""
+    import modeling
+    first = examples[:settings.INVALID_ROWS] if settings.INVALID_ROWS > 0 else examples
+    generated, _, _ = modeling.decide(model, tokenizer, first, settings.MAX_LENGTH, decode="generate",
                                       max_new_tokens=settings.MAX_NEW_TOKENS, progress=f"{what} generate")
-    return scored, sum(label is None for label in generated)
+    return f"{sum(label is None for label in generated)}/{len(first)}"
 
 
-def scores(settings, data, scored: List[str], invalid: int) -> dict:
+def scores(settings, data, scored: List[str], invalid: str) -> dict:
     m = metrics([row.label for row in data.eval], scored)
     note = f"COLLAPSED: every prediction is {scored[0]}" if len(set(scored)) == 1 else ""
     return {"accuracy": m["accuracy"], "mcc": m["mcc"], "f1": m["f1"], "invalid": invalid,
             "predicted_1": round(scored.count("1") / len(scored), 3), "note": note,
             "model": runtime.model_dir(settings).name}
+
+
+def device() -> str:
+    """The device a cell ran on, for the cost columns: the GPU's name, or the CPU and its torch threads."""
+    import torch
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU x{torch.get_num_threads()}"
 
 
 def release_memory() -> None:
@@ -281,6 +315,76 @@ def run_zeroshot(settings, task, sample, data) -> dict:
     del model
     release_memory()
     return dict(scores(settings, data, scored, invalid), train_seconds=0, steps=0, batch="", epochs=0)
+
+
+def run_calibrated(settings, task, sample, data) -> dict:
+    """Zero-shot label scoring with contextual calibration: each item's label probabilities divided by the model's
+    mean probabilities on content-free inputs, then the likelier label. Same prompts, same model, no training."""
+    import modeling
+    import torch
+    model, tokenizer = modeling.load_base_model(settings)
+    model.eval()
+    label_ids = modeling.label_token_ids(tokenizer)
+
+    def probabilities(examples):
+        prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], settings.MAX_LENGTH - 2)[0]
+                   for e in examples]
+        logits = modeling.label_logits(model, prompts, label_ids, tokenizer.pad_token_id, settings.BATCH_SIZE)
+        return torch.softmax(logits, dim=-1)
+
+    blank = [{"instruction": task.instruction, "input": " / ".join([text] * len(task.text_fields)), "output": ""}
+             for text in CONTENT_FREE]
+    bias = probabilities(blank).mean(dim=0)
+    calibrated = probabilities(to_json(task, data.eval, True)) / bias
+    scored = [LABELS[i] for i in calibrated.argmax(dim=-1).tolist()]
+    del model
+    release_memory()
+    result = scores(settings, data, scored, "")
+    result["note"] = (result["note"] + "; " if result["note"] else "") + \
+        f"content-free preference {LABELS[0]}:{bias[0]:.3f} {LABELS[1]}:{bias[1]:.3f}"
+    return dict(result, train_seconds=0, steps=0, batch="", epochs=0)
+
+
+def fewshot_prompts(settings, tokenizer, task, demos: List, examples: List[dict]) -> tuple:
+    """(token ids of each prompt, k): the instruction once, then k solved examples of the sample as Input/Response
+    pairs, then the question, in the exam's template. k is as large as fits MAX_LENGTH with the longest question
+    (at most FEWSHOT_K); the labels of the examples alternate, so neither dominates the context."""
+    import modeling
+    by_label = {label: [d for d in demos if d.label == label] for label in LABELS}
+    ordered = [d for pair in zip(*by_label.values()) for d in pair] or list(demos)   # 0, 1, 0, 1, ...
+    longest = max(examples, key=lambda e: len(e["input"]))
+
+    def instruction_with(k: int) -> str:
+        shown = "".join(f"{model_input(task, d.texts)}\n\n### Response:\n{d.label}\n\n### Input:\n" for d in ordered[:k])
+        return task.instruction + ("\n\n### Input:\n" + shown[:-len("\n\n### Input:\n")] if k else "")
+
+    def fits(k: int) -> bool:
+        ids = tokenizer(build_prompt(instruction_with(k), longest["input"]))["input_ids"]
+        return len(ids) <= settings.MAX_LENGTH - 2
+
+    k = 0
+    while k < min(settings.FEWSHOT_K, len(ordered)) and fits(k + 1):
+        k += 1
+    instruction = instruction_with(k)
+    prompts = [modeling.encode_prompt(tokenizer, instruction, e["input"], settings.MAX_LENGTH - 2)[0] for e in examples]
+    return prompts, k
+
+
+def run_fewshot(settings, task, sample, data) -> dict:
+    """The untrained model with k labelled examples of the sample in the prompt, scored by the same label scoring."""
+    import modeling
+    model, tokenizer = modeling.load_base_model(settings)
+    model.eval()
+    examples = to_json(task, data.eval, True)
+    demos = random.Random(settings.SEED_OF_CELL).sample(sample, len(sample))
+    prompts, k = fewshot_prompts(settings, tokenizer, task, demos, examples)
+    label_ids = modeling.label_token_ids(tokenizer)
+    scored = modeling.score_labels(model, prompts, label_ids, tokenizer.pad_token_id, settings.BATCH_SIZE)
+    del model
+    release_memory()
+    result = scores(settings, data, scored, "")
+    result["note"] = (result["note"] + "; " if result["note"] else "") + f"k={k} examples in the prompt"
+    return dict(result, train_seconds=0, steps=0, batch="", epochs=0)
 
 
 def run_lora(settings, task, sample, data) -> dict:
@@ -311,7 +415,8 @@ def run_lora(settings, task, sample, data) -> dict:
                 batch=batch, epochs=round(record["steps"] * batch / len(sample), 1))
 
 
-RUNNERS = {"head": run_head, "lora": run_lora, "zeroshot": run_zeroshot}
+RUNNERS = {"head": run_head, "lora": run_lora, "zeroshot": run_zeroshot, "calibrated": run_calibrated,
+           "fewshot": run_fewshot}
 
 
 def main(settings) -> None:
@@ -331,7 +436,9 @@ def main(settings) -> None:
               f"{label_counts([r.label for r in sample]) if sample else 'none'}), seed {seed}")
         cell_started = time.time()
         result = RUNNERS[method](SimpleNamespace(**dict(vars(settings), SEED_OF_CELL=seed)), task, sample, data)
-        row = dict(result, method=method, size=label, seed=seed, n_train=len(sample), n_eval=len(data.eval))
+        took = time.time() - cell_started
+        row = dict(result, method=method, size=label, seed=seed, n_train=len(sample), n_eval=len(data.eval),
+                   cell_seconds=round(took, 1), ms_per_item=round(1000 * took / len(data.eval), 1), device=device())
         row["accuracy"], row["mcc"], row["f1"] = (round(row[k], 4) for k in ("accuracy", "mcc", "f1"))
         save_row(settings, task.name, row, data)
         print(f"--- {method} size {label} seed {seed}: accuracy {row['accuracy']:.4f}, MCC {row['mcc']:.3f}, "

@@ -74,7 +74,7 @@ def test_a_one_class_answer_is_reported():
     from data_process import Row
     data = SimpleNamespace(eval=[Row(i, ["x"], random.Random(i).choice("01")) for i in range(20)])
     settings = SimpleNamespace(MODEL_PATH="")
-    row = scores(settings, data, ["1"] * 20, invalid=0)
+    row = scores(settings, data, ["1"] * 20, invalid="0/20")
     assert row["note"].startswith("COLLAPSED") and row["predicted_1"] == 1.0
 
 
@@ -87,19 +87,25 @@ def test_sweep_end_to_end_and_rerun_skips_finished_cells(tiny_gemma, tiny_encode
     lab = tmp_path / "lab"
     exam_folders = {name: sorted(p.name for p in (ROOT / name).iterdir()) for name in ("pre_data", "saved_model")}
     args = ["--data_set", "CoLA", "--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
-            "--lab_dir", str(lab), "--sizes", "16,64", "--methods", "head,lora,zeroshot", "--seeds", "1",
+            "--lab_dir", str(lab), "--sizes", "16,64", "--methods", "head,lora,zeroshot,calibrated,fewshot", "--seeds", "1",
+            "--invalid_rows", "20",
             "--eval_size", "30", "--holdout_size", "16", "--head_model_path", str(tiny_encoder), *TINY_LAB]
     first = run_script("lab/sweep.py", *args, timeout=600)
 
     rows = read_csv(lab / "lab_CoLA.csv")
     assert sorted((r["method"], r["n_train"]) for r in rows) == [
-        ("head", "16"), ("head", "64"), ("lora", "16"), ("lora", "64"), ("zeroshot", "0")]
+        ("calibrated", "0"), ("fewshot", "16"), ("fewshot", "64"), ("head", "16"), ("head", "64"), ("lora", "16"),
+        ("lora", "64"), ("zeroshot", "0")]
     for r in rows:
         assert r["n_eval"] == "30" and 0 <= float(r["accuracy"]) <= 1 and -1 <= float(r["mcc"]) <= 1
+        assert float(r["cell_seconds"]) > 0 and float(r["ms_per_item"]) > 0 and r["device"].startswith("CPU x"), r
         if r["method"] == "head":
             assert r["invalid"] == "" and int(r["batch"]) == int(r["n_train"]) // 4 and r["steps"] == "6", r
-        else:   # LLM methods count free-generation answers that are not a label
-            assert 0 <= int(r["invalid"]) <= 30, r
+        elif r["method"] in ("lora", "zeroshot"):   # free-generation answers that are not a label, on 20 rows
+            invalid, rows_decoded = map(int, r["invalid"].split("/"))
+            assert rows_decoded == 20 and 0 <= invalid <= 20, r
+    assert "content-free preference 0:" in next(r["note"] for r in rows if r["method"] == "calibrated")
+    assert all(re.search(r"k=[1-8] examples in the prompt", r["note"]) for r in rows if r["method"] == "fewshot")
     lora_steps = {r["n_train"]: r["steps"] for r in rows if r["method"] == "lora"}
     assert lora_steps == {"16": "4", "64": "4"}
     for n in (16, 64):   # each LoRA cell trained into its own folder
@@ -108,11 +114,33 @@ def test_sweep_end_to_end_and_rerun_skips_finished_cells(tiny_gemma, tiny_encode
 
     table = (lab / "lab_CoLA.md").read_text(encoding="utf-8")
     assert "| head | 16 | 16 | 1 |" in table and "| zeroshot | 0 | 0 | 1 |" in table and "| lora | 64 | 64 | 1 |" in table
+    assert "| calibrated | 0 | 0 | 1 |" in table and "| fewshot | 16 | 16 | 1 |" in table
     assert (lab / "lab_CoLA.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "5 cells, 0 already in" in first.stdout
+    assert "8 cells, 0 already in" in first.stdout
 
     csv_before = (lab / "lab_CoLA.csv").read_bytes()
     again = run_script("lab/sweep.py", *args, timeout=300)
-    assert "5 cells, 5 already in" in again.stdout and "0 to run" in again.stdout
+    assert "8 cells, 8 already in" in again.stdout and "0 to run" in again.stdout
     assert "--- cell" not in again.stdout
     assert (lab / "lab_CoLA.csv").read_bytes() == csv_before
+
+
+def test_fewshot_prompts_fit_max_length_and_alternate_the_labels(tiny_gemma):
+    import modeling
+    from data_process import Row
+    from lab.sweep import fewshot_prompts
+    from tasks import TASKS
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    task = TASKS["CoLA"]
+    demos = [Row(i, [f"Sentence number {i} is here."], str(i % 2)) for i in range(20)]
+    questions = [{"instruction": task.instruction, "input": "Anna reads.", "output": "1"},
+                 {"instruction": task.instruction, "input": "Reads Anna the a.", "output": "0"}]
+    for max_length, fewshot_k in ((1024, 8), (1024, 3), (400, 8)):
+        settings = SimpleNamespace(MAX_LENGTH=max_length, FEWSHOT_K=fewshot_k)
+        prompts, k = fewshot_prompts(settings, tokenizer, task, demos, questions)
+        assert 1 <= k <= fewshot_k and all(len(p) <= max_length - 2 for p in prompts)
+        text = tokenizer.decode(prompts[0], skip_special_tokens=True)
+        assert text.count("### Response:") == k + 1 and text.endswith("### Input:\nAnna reads.\n\n### Response:\n")
+        answers = [part.split("\n")[0] for part in text.split("### Response:\n")[1:-1]]
+        assert answers == [str(i % 2) for i in range(k)]          # 0, 1, 0, 1: no label dominates the context
+    assert fewshot_prompts(SimpleNamespace(MAX_LENGTH=1024, FEWSHOT_K=8), tokenizer, task, demos, questions)[1] == 8
