@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

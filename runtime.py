@@ -268,6 +268,20 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
         os.close(descriptor)   # closing releases the lock
 
 
+@contextmanager
+def exclusive_wait(folder: Path) -> Iterator[None]:
+    """Like exclusive, but wait for the other holder instead of refusing: for quick read-modify-write steps."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def package_versions(names=("python", "torch", "transformers", "peft", "accelerate", "datasets",
                             "tokenizers", "sentencepiece", "numpy")) -> dict:
     from importlib import metadata
@@ -294,18 +308,18 @@ def file_system_message(error: OSError) -> str:
     advice = {
         errno.EACCES: f"permission denied. Make it readable/writable for you (ls -l {path}; chmod u+rw), or point the "
                       f"setting for that folder (--pre_data_dir, --saved_model_dir, --result_dir, --data_dir) elsewhere.",
-        errno.EPERM: f"the operating system does not allow this operation there. Use a folder you own (e.g. under "
-                     f"your home folder) with the setting for that folder.",
-        errno.EROFS: f"the file system holding it is read-only. Copy the project to a writable folder, or point the "
-                     f"output settings (--pre_data_dir, --saved_model_dir, --result_dir) at one.",
+        errno.EPERM: "the operating system does not allow this operation there. Use a folder you own (e.g. under "
+                     "your home folder) with the setting for that folder.",
+        errno.EROFS: "the file system holding it is read-only. Copy the project to a writable folder, or point the "
+                     "output settings (--pre_data_dir, --saved_model_dir, --result_dir) at one.",
         errno.ENOSPC: f"no space is left on the disk holding {where}. Free some space (df -h {where}) and run again; "
                       f"the files already there were not replaced.",
         errno.EDQUOT: f"your disk quota is used up on the disk holding {where}. Free some space and run again.",
-        errno.ENOTDIR: f"a part of this path is a file, not a folder. Move that file away or choose another folder.",
-        errno.EEXIST: f"a file is in the way where a folder is needed. Move that file away or choose another folder.",
-        errno.EISDIR: f"this is a folder, where a file is needed. Give the path of the file (or move the folder away).",
+        errno.ENOTDIR: "a part of this path is a file, not a folder. Move that file away or choose another folder.",
+        errno.EEXIST: "a file is in the way where a folder is needed. Move that file away or choose another folder.",
+        errno.EISDIR: "this is a folder, where a file is needed. Give the path of the file (or move the folder away).",
         errno.ENOENT: f"it does not exist (or is a link to something that no longer exists: ls -l {path}).",
-        errno.ELOOP: f"it is a link that leads back to itself. Replace it with the real file or folder.",
+        errno.ELOOP: "it is a link that leads back to itself. Replace it with the real file or folder.",
         errno.ENAMETOOLONG: "the path is too long for the file system. Use a shorter folder name.",
     }.get(error.errno, "check that the path exists and that you may read and write there.")
     return f"{path}{other}: {error.strerror or type(error).__name__}: {advice}"

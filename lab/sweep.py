@@ -20,11 +20,8 @@ Any other setting of config.py applies too (--model_path, --learning_rate, --hea
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import json
 import math
-import os
 import random
 import shutil
 import statistics
@@ -130,10 +127,7 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     """Add one finished cell to the CSV and rewrite the Markdown and the plot. Atomic, and safe when two sweeps
     (say, a long 'all' cell in the background) add rows to the same table: the lock serialises read-add-write."""
     lab_dir = runtime.project_path(settings.LAB_DIR)
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    lock = os.open(lab_dir, os.O_RDONLY)   # the folder itself is the lock: no lock file is left behind
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with runtime.exclusive_wait(lab_dir):   # the folder itself is the lock: no lock file is left behind
         path = lab_dir / f"lab_{task_name}.csv"
         rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row)]
         rows.append({c: str(row.get(c, "")) for c in COLUMNS})
@@ -146,8 +140,6 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
         majority = max(sum(r.label == label for r in data.eval) for label in LABELS) / len(data.eval)
         runtime.write_atomically(lab_dir / f"lab_{task_name}.md", markdown(task_name, rows, data.eval_source, majority))
         plot(task_name, rows, majority, lab_dir / f"lab_{task_name}.png")
-    finally:
-        os.close(lock)   # closing releases the lock
     return rows
 
 

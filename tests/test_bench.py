@@ -35,7 +35,8 @@ def test_bench_tiny_prints_every_part(tmp_path):
     for part in ("1 predict", "4 memory", "5 start-up"):
         assert f"| {part}" in out, part
     assert "failed" not in out
-    assert "| passes per item in (a)" in out and "body 1, output layer 0" in out
+    assert "| passes per item in (a)" in out and "body 1, output layer 1 at 1 position(s) of 100" in out
+    assert "| 6 train step" in out and "answer-only step / body forward + backward" in out
     assert "imports neither torch nor transformers" in out
     if SHARED_DATA.is_dir():
         assert "| 2 padding" in out and "| 3 data_process" in out

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, SHARED_DATA, run_script
+from conftest import ROOT, run_script
 
 MODEL_FOLDER = ROOT / "models" / "gemma-3-270m"   # built once by tools/get_gemma3_270m.py, reused by later runs
 # Calibrated on repeated runs (docs/real_model.md, "The real-model test"): 40 steps of 16 at 1e-3 reached holdout

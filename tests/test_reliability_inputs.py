@@ -254,8 +254,8 @@ def test_data_process_refuses_while_another_run_writes_into_pre_data(data, pre_d
     import runtime
     with runtime.exclusive(pre_data, "data_process.py"):
         before = snapshot(pre_data)
-        message = error_message(process(data, pre_data), f"another data_process.py is writing into {pre_data}",
-                                "right now", "Wait for it to finish")
+        error_message(process(data, pre_data), f"another data_process.py is writing into {pre_data}", "right now",
+                      "Wait for it to finish")
         assert_unchanged(pre_data, before)
     assert not list(pre_data.glob(".*lock*"))
 

@@ -9,7 +9,6 @@ refuse connections the same way.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal

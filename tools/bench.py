@@ -1,33 +1,14 @@
-"""Benchmarks for the performance targets (issue 5): one table, with the machine and the package stack named.
-
-Usage (one stack at a time; with `nice`, the cores are shared):
+"""Benchmarks: one table of the performance figures, with the machine and the package stack named.
 
     HF_HUB_OFFLINE=1 nice .venvs/exam/bin/python tools/bench.py       # everything, gemma-2b's real shape
-    HF_HUB_OFFLINE=1 nice .venvs/latest/bin/python tools/bench.py
-    python tools/bench.py --only predict --layers 6 --reps 5          # some parts; fewer layers (the table says)
-    python tools/bench.py --threads 2                                 # on an idle machine
-    python tools/bench.py --tiny                                      # tiny shapes and data: proves it runs (tests)
+    HF_HUB_OFFLINE=1 nice .venvs/latest/bin/python tools/bench.py     # + Gemma 3 270M in part 6
+    python tools/bench.py --only train --reps 3                       # some parts: predict, padding, data, memory,
+                                                                      # startup, train
+    python tools/bench.py --tiny                                      # tiny shapes: proves it runs (tests)
 
-A full run takes about 3 minutes on the exam stack and 1.5 on the latest (2 shared cores), after a first run
-has written the random weights (6.5 GB) to --cache in the temp dir; delete that folder when you are done.
-
-What it measures (targets and latest results: docs/benchmarks.md):
-  1 predict     cost per item on a randomly initialised Gemma of gemma-2b's shape (bf16, all 18 layers, loaded
-                by modeling.load_base_model), a 100-token prompt, batch 1: (a) modeling.score_labels,
-                (b) modeling.generate_answer forced to write 10 tokens, (c) a plain full forward (logits at
-                every position, full vocabulary), (d) the transformer body alone, the floor. Cost is the
-                process's CPU time with one torch thread, which repeats within a few % on shared cores
-                (wall time is shown too); ratios (a)/(d) and (a)/(b).
-  2 padding     share of real (non-padding) tokens in the training batches of the real CoLA and QQP samples
-                in ../shared/data, batched as the Trainer does (LengthGroupedSampler + DataCollatorForSeq2Seq)
-                at the settings in config.py, against random batches and padding to MAX_LENGTH.
-  3 data        wall time of `python data_process.py` on all real CoLA rows and QQP repeated up to GLUE's size
-                (363,846 train rows, 40,430 dev rows).
-  4 memory      analytical peak GPU memory of gemma-2b LoRA training on the exam stack (A10) and on smaller
-                GPUs; its activation and logits terms are checked on the CPU with a 2-layer model of the
-                real width (bytes saved for backward, and the peak RSS of one training step).
-  5 start-up    `python data_process.py --help`, `python grade.py --help`: wall time, and that neither
-                imports torch or transformers.
+Parts: 1 predict cost per item, 2 padding in training batches, 3 data_process time, 4 the A10 memory plan,
+5 start-up, 6 the optimiser step by the answer-only loss vs the body alone vs the full forward. What each part
+measures, why, and the latest figures: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -204,9 +185,14 @@ def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Pat
     input_ids = torch.tensor([prompt])
     model.generation_config.min_new_tokens = NEW_TOKENS   # a random model may stop early: make it write all 10
 
-    calls = {"body": 0, "head": 0}
+    calls = {"body": 0, "head": 0, "positions": 0}
     body.register_forward_hook(lambda *_: calls.__setitem__("body", calls["body"] + 1))
-    head.register_forward_hook(lambda *_: calls.__setitem__("head", calls["head"] + 1))
+
+    def count_head(module, inputs, output):
+        calls["head"] += 1
+        calls["positions"] += inputs[0].shape[-2]
+
+    head.register_forward_hook(count_head)
 
     def full_forward():
         with torch.no_grad():
@@ -266,9 +252,10 @@ def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Pat
     for key, (name, _) in ways.items():
         row(part, f"({key}) {name}", f"{ms[key]:.0f} ms/item CPU time (wall {median_ms(wall[key]):.0f} ms; "
                                      f"{len(cpu[key])} runs)")
-    row(part, "passes per item in (a)", f"body {passes['body']}, output layer {passes['head']} "
-                                         f"(2 of its {shape['vocab_size']} rows, last position)",
-        "one forward pass", passes["body"] == 1 and passes["head"] == 0)
+    row(part, "passes per item in (a)", f"body {passes['body']}, output layer {passes['head']} at "
+                                         f"{passes['positions']} position(s) of {PROMPT_TOKENS}",
+        "one forward pass, output layer at the last position only",
+        passes["body"] == 1 and passes["head"] == 1 and passes["positions"] == 1)
     row(part, "tokens written in (b)", generated, str(NEW_TOKENS), generated == str(NEW_TOKENS))
     ratio = statistics.median(pair_ratios)
     row(part, "(a)/(d) label scoring vs body", f"{ratio:.3f} (median of {len(pair_ratios)} adjacent pairs)",

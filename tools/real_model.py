@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from tasks import LABELS, TASKS, metrics  # noqa: E402
+from tasks import LABELS, metrics  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QQP_DEV_ROWS = 1000
@@ -176,8 +176,9 @@ def main(argv=None) -> int:
             continue
         print(f"real_model: {task} / {args.row} ...", flush=True)
         row = one_row(task, args.row, overrides, args.out, rows)
-        rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
-        write_rows(table, rows)
+        with runtime.exclusive_wait(args.out):   # two runners may share a table: read, add and write under a lock
+            rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
+            write_rows(table, rows)
         print(f"real_model: {task} / {args.row}: holdout {row['holdout_acc']} (MCC {row['holdout_mcc']}), dev "
               f"{row['dev_acc']} on {row['dev_n']} items, untrained {row['untrained_acc']}, majority {row['majority']}",
               flush=True)
