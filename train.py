@@ -78,23 +78,28 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
         ) from None
     if not is_main_process():
         return {}
-    record = {
+    record = run_record(settings, trainer.state, best, time.time() - started, len(train_data), len(val_examples))
+    record["data_sha256"] = data_sha256
+    save(model, record, adapter_dir)
+    return record
+
+
+def run_record(settings, state, best: dict, seconds: float, n_train: int, n_val: int) -> dict:
+    """What run_record.json keeps beside the adapter: scores, sizes, settings and versions, to trace any result."""
+    return {
         "data_set": settings.DATA_SET,
         "base_model": str(runtime.model_dir(settings).resolve()),
         "holdout_accuracy": best["eval_accuracy"],
         "holdout_mcc": best["eval_mcc"],
-        "holdout_size": len(val_examples),
-        "training_examples": len(train_data),
-        "steps": trainer.state.global_step,
-        "train_seconds": round(time.time() - started, 1),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "data_sha256": data_sha256,
+        "holdout_size": n_val,
+        "training_examples": n_train,
+        "steps": state.global_step,
+        "train_seconds": round(seconds, 1),
+        "best_checkpoint": state.best_model_checkpoint,
         "versions": runtime.package_versions(),
         "settings": {k: v for k, v in vars(settings).items() if k.isupper()},
-        "log_history": trainer.state.log_history,
+        "log_history": state.log_history,
     }
-    save(model, record, adapter_dir)
-    return record
 
 
 def is_main_process() -> bool:
