@@ -44,7 +44,7 @@ def trained(tmp_path_factory, synthetic_data, tiny_gemma):
     data = base / "data"
     shutil.copytree(synthetic_data / "data", data)
     with open(data / "CoLA_train.tsv", "a", encoding="utf-8") as f:
-        f.writelines(f"long{i}\t1\t\t{LONG}\n" for i in range(6))
+        f.writelines(f"long{i}\t1\t\t{LONG} ({i})\n" for i in range(6))   # six texts: copies of a holdout text stay out
     dev = (data / "CoLA_dev.tsv").read_text(encoding="utf-8").splitlines()
     for i in (1, 4):
         dev[i] = f"syn_dev\t\t\t{LONG}"
@@ -154,7 +154,7 @@ def in_process_error(result, script: str, *needles: str) -> str:
 
 def test_train_and_predict_report_how_many_inputs_were_shortened(trained):
     examples = json.loads((trained.out / "pre_data" / "CoLA" / "CoLA_train.json").read_text())
-    long_ones = sum(len(e["input"]) > 1000 for e in examples)
+    long_ones = sum(len(e["input"]) > 1000 for e in examples)   # those not drawn for the holdout
     assert long_ones >= 1
     assert f"({long_ones} shortened to MAX_LENGTH=256)" in trained.train.stdout
     assert "2 inputs were longer than MAX_LENGTH=256 tokens and were shortened" in trained.predict.stdout
@@ -241,7 +241,7 @@ MODEL_PROBLEMS = {
     "no-tokenizer": ("has no tokenizer", "MODEL_PATH"),
     "broken-tokenizer": ("could not load the tokenizer", "copy the model folder again"),
     "config-not-json": ("config.json cannot be read", "line 2", "copy the model folder again"),
-    "unknown-model-type": ("config.json is not a model configuration transformers", "MODEL_PATH"),
+    "unknown-model-type": ("holds a gemma99 model", "does not know: it needs a newer transformers", "MODEL_PATH"),
     "not-a-causal-lm": ("BertForSequenceClassification, not a causal language model", "MODEL_PATH"),
     "custom-code": ("custom code", "trust_remote_code", "MODEL_PATH"),
 }
@@ -443,8 +443,6 @@ def test_out_of_memory_names_the_settings_that_lower_memory(work, cli, monkeypat
     import torch
     import transformers
 
-    import modeling
-
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
@@ -452,7 +450,7 @@ def test_out_of_memory_names_the_settings_that_lower_memory(work, cli, monkeypat
         monkeypatch.setattr(transformers.Trainer, "train", out_of_memory)
     else:
         monkeypatch.setattr(transformers.Trainer, "train", lambda self, **kwargs: None)
-        monkeypatch.setattr(modeling, "decide", out_of_memory)
+        monkeypatch.setattr(transformers.Trainer, "evaluate", out_of_memory)   # the best checkpoint's own scores
     in_process_error(cli("train.py", *work.where, *TRAIN), "train.py",
                      "ran out of memory", "BATCH_SIZE", "GRAD_ACCUM", "MAX_LENGTH", "GRADIENT_CHECKPOINTING")
     intact(work)

@@ -94,15 +94,14 @@ def convert(gguf: Path, staging: Path) -> None:
     """Dequantise the GGUF with transformers and save an ordinary model folder into staging."""
     import torch
     import transformers
-    from packaging import version
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype_argument = "dtype" if version.parse(transformers.__version__) >= version.parse("4.56") else "torch_dtype"
+    from modeling import DTYPE_ARGUMENT
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True,
-                                                     **{dtype_argument: torch.float32})
+                                                     **{DTYPE_ARGUMENT: torch.float32})
     except (ValueError, KeyError) as e:
         raise Refusal(f"transformers {transformers.__version__} cannot read {gguf.name} ({' '.join(str(e).split())[:300]}). "
                       f"Gemma 3 needs transformers >= 4.50: run this on the latest stack "
