@@ -104,3 +104,11 @@ def test_a_model_type_this_transformers_does_not_know_is_refused_in_one_paragrap
         assert "Traceback" not in message and message.count("\n") == 0, message
         for part in (f"holds a {model_type} model", needle, "The exam's gemma-2b (model type gemma) loads on"):
             assert part in message, message
+
+
+def test_margin_auc_ranks_as_the_definition_says():
+    from tools.margin_auc import auc
+    assert auc([0.1, 0.2, 0.8, 0.9], ["0", "0", "1", "1"]) == 1.0       # every positive above every negative
+    assert auc([0.9, 0.8, 0.2, 0.1], ["0", "0", "1", "1"]) == 0.0
+    assert auc([2.0, 2.0, 2.0, 2.0], ["0", "1", "0", "1"]) == 0.5        # a constant margin: no signal
+    assert auc([0.3, 0.1, 0.2, 0.4], ["0", "0", "1", "1"]) == 0.75
