@@ -10,6 +10,11 @@ pytest.importorskip("peft")
 
 from tasks import LABELS, TASKS  # noqa: E402
 
+# LoRA on the tied output layer is the point of one test here (peft warns about merging it later), and peft reads
+# an attribute transformers 5 renamed: neither asks anything of these tests.
+pytestmark = [pytest.mark.filterwarnings("ignore:Model has `tie_word_embeddings=True`:UserWarning"),
+              pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")]
+
 EXAMPLES = [
     {"instruction": TASKS["CoLA"].instruction, "input": "Anna reads a long book in the garden.", "output": "1"},
     {"instruction": TASKS["CoLA"].instruction, "input": "Book the reads.", "output": "0"},
