@@ -245,8 +245,9 @@ def sha256_of(path: Path) -> str:
 
 
 @contextmanager
-def exclusive(folder: Path, what: str) -> Iterator[None]:
-    """Refuse a second run writing into `folder` at the same time.
+def exclusive(folder: Path, what: str = "", wait: bool = False) -> Iterator[None]:
+    """Refuse a second run writing into `folder` at the same time (or, with wait, queue behind it: for quick
+    read-modify-write steps such as adding a row to a shared table).
 
     The lock is the kernel's (flock on the folder itself): it leaves no file behind, and it ends with the process
     that holds it, however that process ends, so a stale lock cannot exist and two runs can never both go on.
@@ -257,7 +258,7 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
                 f"another {what} is writing into {folder} right now. Wait for it to finish, or stop it, then run "
@@ -266,20 +267,6 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)   # closing releases the lock
-
-
-@contextmanager
-def exclusive_wait(folder: Path) -> Iterator[None]:
-    """Like exclusive, but wait for the other holder instead of refusing: for quick read-modify-write steps."""
-    import fcntl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def package_versions(names=("python", "torch", "transformers", "peft", "accelerate", "datasets",

@@ -127,7 +127,7 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     """Add one finished cell to the CSV and rewrite the Markdown and the plot. Atomic, and safe when two sweeps
     (say, a long 'all' cell in the background) add rows to the same table: the lock serialises read-add-write."""
     lab_dir = runtime.project_path(settings.LAB_DIR)
-    with runtime.exclusive_wait(lab_dir):   # the folder itself is the lock: no lock file is left behind
+    with runtime.exclusive(lab_dir, wait=True):   # the folder itself is the lock: no lock file is left behind
         path = lab_dir / f"lab_{task_name}.csv"
         rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row)]
         rows.append({c: str(row.get(c, "")) for c in COLUMNS})

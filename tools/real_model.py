@@ -176,7 +176,7 @@ def main(argv=None) -> int:
             continue
         print(f"real_model: {task} / {args.row} ...", flush=True)
         row = one_row(task, args.row, overrides, args.out, rows)
-        with runtime.exclusive_wait(args.out):   # two runners may share a table: read, add and write under a lock
+        with runtime.exclusive(args.out, wait=True):   # two runners may share a table: read, add and write under a lock
             rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
             write_rows(table, rows)
         print(f"real_model: {task} / {args.row}: holdout {row['holdout_acc']} (MCC {row['holdout_mcc']}), dev "
