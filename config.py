@@ -17,6 +17,10 @@ DATA_DIR = ""              # folder with <ds>_train.tsv and <ds>_dev.tsv; "" = d
 MAX_SAMPLES = 4000         # training examples sampled from <ds>_train.tsv; 0 or less = all of them
 HOLDOUT_SIZE = 400         # labelled rows kept aside (never trained on) in <ds>_val.json to check the model
 BALANCED = False           # False: keep the file's label shares (stratified); True: equal count per label
+INSTRUCTION = ""           # "" = the task's own instruction (tasks.py); any other text replaces it in pre_data,
+                           # and so in training and prediction ({label0} / {label1} stand for the answer words)
+LABEL_WORDS = "0,1"        # what the model is trained to answer for label 0 and label 1 (one token each, e.g.
+                           # no,yes); pre_data and the result files always hold the exam's 0 / 1
 MAX_BAD_SHARE = 0.05       # stop when more than this share of the train rows cannot be read
 SEED = 42                  # feeds every random choice: sampling, LoRA initialisation, data order
 

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import runtime
 from runtime import UserError
-from tasks import LABELS, TASKS, Task, label_counts, model_input
+from tasks import LABELS, TASKS, Task, instruction_for, label_counts, label_words, model_input
 
 # Column names we recognise in a header row, across GLUE's files.
 HEADER_WORDS = {"index", "id", "qid1", "qid2", "sentence", "question1", "question2", "label", "is_duplicate"}
@@ -296,9 +296,11 @@ def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: boo
     return sorted(chosen, key=lambda r: r.line)
 
 
-def to_json(task: Task, rows: List[Row], with_output: bool) -> List[dict]:
+def to_json(task: Task, rows: List[Row], with_output: bool, instruction: str = "") -> List[dict]:
+    """Alpaca records; `output` is always the exam's label (0/1), whatever LABEL_WORDS the model answers with."""
+    instruction = instruction or task.instruction
     return [
-        {"instruction": task.instruction, "input": model_input(task, row.texts),
+        {"instruction": instruction, "input": model_input(task, row.texts),
          "output": row.label if with_output else ""}
         for row in rows
     ]
@@ -348,10 +350,11 @@ def process(task: Task, folder: Path, settings) -> None:
     dev_rows, _, _ = read_rows(task, dev_path, labelled=False)
     empty_dev = [row.line for row in dev_rows if not all(row.texts)]
 
+    instruction = instruction_for(task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS))
     outputs = {
-        "train": to_json(task, train, with_output=True),
-        "val": to_json(task, holdout, with_output=True),
-        "dev": to_json(task, dev_rows, with_output=False),
+        "train": to_json(task, train, with_output=True, instruction=instruction),
+        "val": to_json(task, holdout, with_output=True, instruction=instruction),
+        "dev": to_json(task, dev_rows, with_output=False, instruction=instruction),
     }
     # All three files are written to a staging folder, then put in place together: after any failure the folder
     # holds every old file or every new one, never a new train file beside an old holdout.

@@ -269,25 +269,28 @@ def known_lora_config(folder: Path):
 
 # --- prompts as token ids ---------------------------------------------------------------------------
 
-def label_token_ids(tokenizer) -> List[int]:
-    """The token id of each label as it follows the prompt: encode prompt + label and take the one new token.
+def label_token_ids(tokenizer, words: Sequence[str] = LABELS) -> List[int]:
+    """The token id of each answer word (LABEL_WORDS) as it follows the prompt: encode prompt + word, take the new token.
 
-    Right for any tokenizer: Gemma's "0"/"1" are single tokens, but a tokenizer may merge the label with the
-    newline before it, or split it; such a label is refused, since scoring needs one token per label.
+    Right for any tokenizer: Gemma's "0"/"1" are single tokens, but a tokenizer may merge the word with the
+    newline before it, or split it; such a word is refused, since scoring needs one token per label.
     """
     prompt = build_prompt("Answer 1 or 0.", "an input")
     prompt_ids = tokenizer(prompt)["input_ids"]
     ids = []
-    for label in LABELS:
-        with_label = tokenizer(prompt + label)["input_ids"]
-        new = with_label[len(prompt_ids):]
-        if with_label[:len(prompt_ids)] != prompt_ids or len(new) != 1:
+    for word in words:
+        with_word = tokenizer(prompt + word)["input_ids"]
+        new = with_word[len(prompt_ids):]
+        if with_word[:len(prompt_ids)] != prompt_ids or len(new) != 1:
             raise UserError(
-                f"this model's tokenizer does not write the label {label!r} as one token after the prompt (it gives "
-                f"{len(new)} new token(s){'' if with_label[:len(prompt_ids)] == prompt_ids else ' and changes the prompt'}"
-                f"); label scoring needs single-token labels. Use a model whose tokenizer keeps digits apart "
-                f"(Gemma, Llama, Qwen2.5 do), or change LABELS in tasks.py to words it keeps whole.")
+                f"this model's tokenizer does not write the answer {word!r} as one token after the prompt (it gives "
+                f"{len(new)} new token(s){'' if with_word[:len(prompt_ids)] == prompt_ids else ' and changes the prompt'}"
+                f"); label scoring needs one token per label. Choose LABEL_WORDS it keeps whole (0,1 and no,yes are "
+                f"single tokens for Gemma, Llama and Qwen2.5), e.g. --label_words 0,1.")
         ids.append(new[0])
+    if ids[0] == ids[1]:
+        raise UserError(f"LABEL_WORDS {words[0]!r} and {words[1]!r} are the same token for this tokenizer: choose two "
+                        f"words it tells apart, e.g. --label_words 0,1.")
     return ids
 
 
@@ -313,7 +316,8 @@ def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int)
 def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: bool, label_ids: List[int]) -> dict:
     """Token ids of prompt + label + EOS, with the loss on the label and EOS only unless train_on_inputs.
 
-    label_ids: label_token_ids(tokenizer), so the label is the very token that label scoring reads later.
+    label_ids: label_token_ids(tokenizer, LABEL_WORDS), so the answer is the very token that label scoring reads
+    later; the example's output is the exam's label (0/1) and picks which.
     """
     answer = [label_ids[LABELS.index(example["output"])], tokenizer.eos_token_id]
     prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - len(answer))
@@ -417,12 +421,12 @@ def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) ->
 
 
 def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: str = "labels",
-           max_new_tokens: int = 5, batch_size: int = 1,
-           progress: Optional[str] = None) -> Tuple[List[Optional[str]], List[str], int]:
-    """Answers for examples: (labels or None, raw texts, how many inputs were shortened).
+           max_new_tokens: int = 5, batch_size: int = 1, progress: Optional[str] = None,
+           words: Sequence[str] = LABELS) -> Tuple[List[Optional[str]], List[str], int]:
+    """Answers for examples: (labels "0"/"1" or None, raw texts, how many inputs were shortened).
 
-    decode="labels" compares the label tokens' scores (always a valid label); decode="generate" decodes
-    freely and reads the label out of the text (None when the text is not a label).
+    decode="labels" compares the scores of the answer words' tokens (always a valid label); decode="generate"
+    decodes freely and reads the label out of the text (None when the text is not a label). words: LABEL_WORDS.
     """
     from tqdm.auto import tqdm
 
@@ -434,7 +438,7 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     truncated = sum(cut for _, cut in encoded)
     model.eval()
     if decode == "labels":
-        label_ids = label_token_ids(tokenizer)
+        label_ids = label_token_ids(tokenizer, words)
         labels: List[Optional[str]] = []
         bar = tqdm(total=len(prompts), desc=progress, disable=progress is None)
         for start in range(0, len(prompts), batch_size):
@@ -445,7 +449,7 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
         return labels, list(labels), truncated
     texts = [generate_answer(model, tokenizer, p, max_new_tokens)
              for p in tqdm(prompts, desc=progress, disable=progress is None)]
-    return [read_label(t) for t in texts], texts, truncated
+    return [read_label(t, words) for t in texts], texts, truncated
 
 
 # --- training: what train.py and the lab hand to the Hugging Face Trainer ------------------------------

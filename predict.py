@@ -10,10 +10,11 @@ write freely and reads the label out of its text, counting answers that are not 
 """
 from __future__ import annotations
 
+import json
 
 import runtime
 from runtime import UserError
-from tasks import LabelFileLayout, format_metrics, label_counts, metrics, parse_label_file
+from tasks import LabelFileLayout, format_metrics, label_counts, label_words, metrics, parse_label_file
 
 
 def example_layout(settings, task_name: str) -> LabelFileLayout:
@@ -31,6 +32,19 @@ def example_layout(settings, task_name: str) -> LabelFileLayout:
     return LabelFileLayout()
 
 
+def check_answer_words(settings, task_name: str) -> None:
+    """The adapter answers with the words it was trained to give (run_record.json): scoring others reads noise."""
+    record = runtime.adapter_dir(settings, task_name) / "run_record.json"
+    try:
+        trained = json.loads(record.read_text(encoding="utf-8"))["settings"].get("LABEL_WORDS", "0,1")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return   # no record (an adapter from elsewhere): nothing to compare
+    if label_words(trained) != label_words(settings.LABEL_WORDS):
+        raise UserError(f"{runtime.shown(record.parent)} was trained to answer {trained} (LABEL_WORDS in its "
+                        f"run_record.json), but LABEL_WORDS is {settings.LABEL_WORDS}: predict with "
+                        f"--label_words {trained}, or set LABEL_WORDS in config.py and train again.")
+
+
 def main(settings) -> None:
     task_name = settings.DATA_SET
     if settings.SPLIT not in ("dev", "val"):
@@ -42,6 +56,7 @@ def main(settings) -> None:
             print(f"note: {source} has only {len(examples)} items, fewer than PREDICT_COUNT={settings.PREDICT_COUNT}")
         examples = examples[:settings.PREDICT_COUNT]
 
+    check_answer_words(settings, task_name)
     import modeling   # torch and transformers load here, after the cheap checks
 
     model, tokenizer = modeling.load_base_model(settings)
@@ -50,6 +65,7 @@ def main(settings) -> None:
     labels, texts, truncated = modeling.decide(
         model, tokenizer, examples, settings.MAX_LENGTH, decode=settings.DECODE,
         max_new_tokens=settings.MAX_NEW_TOKENS, batch_size=1, progress=f"{task_name} {settings.SPLIT}",
+        words=label_words(settings.LABEL_WORDS),
     )
     if truncated:
         print(f"{truncated} inputs were longer than MAX_LENGTH={settings.MAX_LENGTH} tokens and were shortened")

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterator, List, Optional
 
 import config
-from tasks import task_named
+from tasks import label_words, task_named
 
 ROOT = Path(__file__).resolve().parent
 EXAM_DATA_DIR = Path("/home/aiservice/worksapce/data/questionBData")   # sic: the exam machine's spelling
@@ -97,6 +97,10 @@ def load_settings(argv: Optional[List[str]] = None, doc: str = "") -> SimpleName
         settings["DATA_SET"] = task_named(settings["DATA_SET"]).name   # "cola" is CoLA
     except ValueError as e:
         raise UserError(f"DATA_SET: {e} Set DATA_SET in config.py, or pass --data_set NAME.") from None
+    try:
+        label_words(settings["LABEL_WORDS"])
+    except ValueError as e:
+        raise UserError(f"{e} Set it in config.py for every script, so that they agree.") from None
     return SimpleNamespace(OVERRIDDEN=overridden, **settings)
 
 

@@ -17,35 +17,40 @@ LABELS = ("0", "1")   # what the exam expects in result files; "0" and "1" are s
 @dataclass(frozen=True)
 class Task:
     name: str
-    instruction: str
+    template: str       # the instruction, with {label0} / {label1} where the answer words go
     text_fields: tuple  # names of the text fields that make up the model input, in order
     positive: str       # what label 1 means, for reports
+
+    @property
+    def instruction(self) -> str:
+        """The instruction with the exam's own answers, 0 and 1."""
+        return instruction_for(self)
 
 
 TASKS: Dict[str, Task] = {
     "CoLA": Task(
         name="CoLA",
-        instruction=(
+        template=(
             "Decide whether the following English sentence is grammatically acceptable. "
-            "Answer 1 if it is acceptable and 0 if it is not."
+            "Answer {label1} if it is acceptable and {label0} if it is not."
         ),
         text_fields=("sentence",),
         positive="acceptable",
     ),
     "QQP": Task(
         name="QQP",
-        instruction=(
+        template=(
             "Decide whether the two questions below ask the same thing, so that one answer would serve both. "
-            "Answer 1 if they are duplicates and 0 if they are not."
+            "Answer {label1} if they are duplicates and {label0} if they are not."
         ),
         text_fields=("question1", "question2"),
         positive="duplicate",
     ),
     "SST-2": Task(
         name="SST-2",
-        instruction=(
+        template=(
             "Decide whether the sentiment of the following movie review sentence is positive or negative. "
-            "Answer 1 if it is positive and 0 if it is negative."
+            "Answer {label1} if it is positive and {label0} if it is negative."
         ),
         text_fields=("sentence",),
         positive="positive",
@@ -59,6 +64,24 @@ PROMPT_TEMPLATE = (
     "Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
+
+
+def label_words(setting: str) -> tuple:
+    """LABEL_WORDS ("0,1", "no,yes") as (word for label 0, word for label 1), checked."""
+    words = tuple(w.strip() for w in setting.split(","))
+    if len(words) != 2 or not all(words) or words[0].lower() == words[1].lower() or any(" " in w for w in words):
+        raise ValueError(f"LABEL_WORDS={setting!r}: give two different words, the answer for label 0 first, "
+                         f"separated by a comma (e.g. --label_words 0,1 or --label_words no,yes).")
+    return words
+
+
+def instruction_for(task: Task, custom: str = "", words: Sequence[str] = LABELS) -> str:
+    """The instruction data_process writes: `custom` (INSTRUCTION) or the task's own, with the answer words in.
+
+    A custom instruction may name the answers as {label0} / {label1} too; any other text in it is kept as is.
+    """
+    text = custom or task.template
+    return text.replace("{label0}", words[0]).replace("{label1}", words[1])
 
 
 def task_named(name: str) -> Task:
@@ -100,16 +123,20 @@ _WORDS_FOR = {
 }
 
 
-def read_label(text: str) -> Optional[str]:
+def read_label(text: str, answer_words: Sequence[str] = LABELS) -> Optional[str]:
     """The label an answer stands for ("0" or "1"), or None when it is not a label.
 
     Reads model output and answer files alike: "1", " 1\n", "Yes", "True", "1. The sentence..." all
-    give "1". Only the first word counts, so "0 1" is "0" (the model answered 0 first).
+    give "1". Only the first word counts, so "0 1" is "0" (the model answered 0 first). answer_words
+    (LABEL_WORDS) are the words the model was trained to give for 0 and 1; they count first.
     """
     words = text.strip().split()
     if not words:
         return None
     first = words[0].strip(".,:;!\"'()[]").lower()
+    for label, word in zip(LABELS, answer_words):
+        if first == word.lower():
+            return label
     for label, words_for_label in _WORDS_FOR.items():
         if first in words_for_label:
             return label

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 
 import runtime
 from runtime import UserError
+from tasks import label_words
 
 
 def main(settings) -> None:
@@ -56,7 +57,7 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
 
     set_seed(settings.SEED)
     model, tokenizer = build_model(settings)
-    label_ids = modeling.label_token_ids(tokenizer)
+    label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
     train_data, truncated = encode(settings, tokenizer, train_examples, settings.TRAIN_ON_INPUTS, label_ids)
     eval_data, _ = encode(settings, tokenizer, val_examples, False, label_ids)   # scored on the answer, always
     plan = plan_steps(settings, len(train_data))

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))   # the project's modules, when run as python lab/
 import runtime  # noqa: E402
 from data_process import find_file, read_rows, stratified_sample, to_json  # noqa: E402
 from runtime import UserError  # noqa: E402
-from tasks import LABELS, TASKS, build_prompt, label_counts, metrics, model_input  # noqa: E402
+from tasks import LABELS, TASKS, build_prompt, instruction_for, label_counts, label_words, metrics, model_input  # noqa: E402
 
 METHODS = ("head", "lora", "zeroshot", "calibrated", "fewshot")
 UNTRAINED = ("zeroshot", "calibrated")   # one cell per task (size 0): no sample, drawn as flat lines
@@ -256,12 +256,18 @@ def run_head(settings, task, sample, data) -> dict:
     return result
 
 
+def examples_of(settings, task, rows: List) -> List[dict]:
+    """Rows as the LLM methods see them: data_process's records, with INSTRUCTION and LABEL_WORDS as set."""
+    return to_json(task, rows, True, instruction_for(task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS)))
+
+
 def llm_answers(settings, model, tokenizer, examples, what: str) -> tuple:
     """(labels by label scoring, free-generation answers that are not a label), as predict.py answers; free decoding
     on the first INVALID_ROWS eval rows only, since it costs several forward passes an item."""
     import modeling
     scored, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="labels",
-                                   batch_size=settings.BATCH_SIZE, progress=f"{what} labels")
+                                   batch_size=settings.BATCH_SIZE, progress=f"{what} labels",
+                                   words=label_words(settings.LABEL_WORDS))
     return scored, count_invalid(settings, model, tokenizer, examples, what)
 
 
@@ -270,7 +276,8 @@ def count_invalid(settings, model, tokenizer, examples, what: str) -> str:
     import modeling
     first = examples[:settings.INVALID_ROWS] if settings.INVALID_ROWS > 0 else examples
     generated, _, _ = modeling.decide(model, tokenizer, first, settings.MAX_LENGTH, decode="generate",
-                                      max_new_tokens=settings.MAX_NEW_TOKENS, progress=f"{what} generate")
+                                      max_new_tokens=settings.MAX_NEW_TOKENS, progress=f"{what} generate",
+                                      words=label_words(settings.LABEL_WORDS))
     return f"{sum(label is None for label in generated)}/{len(first)}"
 
 
@@ -303,7 +310,7 @@ def release_memory() -> None:
 def run_zeroshot(settings, task, sample, data) -> dict:
     import modeling
     model, tokenizer = modeling.load_base_model(settings)
-    scored, invalid = llm_answers(settings, model, tokenizer, to_json(task, data.eval, True), "zero-shot")
+    scored, invalid = llm_answers(settings, model, tokenizer, examples_of(settings, task, data.eval), "zero-shot")
     del model
     release_memory()
     return dict(scores(settings, data, scored, invalid), train_seconds=0, steps=0, batch="", epochs=0)
@@ -316,7 +323,8 @@ def run_calibrated(settings, task, sample, data) -> dict:
     import torch
     model, tokenizer = modeling.load_base_model(settings)
     model.eval()
-    label_ids = modeling.label_token_ids(tokenizer)
+    label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
+    examples = examples_of(settings, task, data.eval)
 
     def probabilities(examples):
         prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], settings.MAX_LENGTH - 2)[0]
@@ -324,10 +332,10 @@ def run_calibrated(settings, task, sample, data) -> dict:
         logits = modeling.label_logits(model, prompts, label_ids, tokenizer.pad_token_id, settings.BATCH_SIZE)
         return torch.softmax(logits, dim=-1)
 
-    blank = [{"instruction": task.instruction, "input": " / ".join([text] * len(task.text_fields)), "output": ""}
+    blank = [{"instruction": examples[0]["instruction"], "input": " / ".join([text] * len(task.text_fields)), "output": ""}
              for text in CONTENT_FREE]
     bias = probabilities(blank).mean(dim=0)
-    calibrated = probabilities(to_json(task, data.eval, True)) / bias
+    calibrated = probabilities(examples) / bias
     scored = [LABELS[i] for i in calibrated.argmax(dim=-1).tolist()]
     del model
     release_memory()
@@ -342,13 +350,15 @@ def fewshot_prompts(settings, tokenizer, task, demos: List, examples: List[dict]
     pairs, then the question, in the exam's template. k is as large as fits MAX_LENGTH with the longest question
     (at most FEWSHOT_K); the labels of the examples alternate, so neither dominates the context."""
     import modeling
+    words = dict(zip(LABELS, label_words(settings.LABEL_WORDS)))
     by_label = {label: [d for d in demos if d.label == label] for label in LABELS}
     ordered = [d for pair in zip(*by_label.values()) for d in pair] or list(demos)   # 0, 1, 0, 1, ...
     longest = max(examples, key=lambda e: len(e["input"]))
 
     def instruction_with(k: int) -> str:
-        shown = "".join(f"{model_input(task, d.texts)}\n\n### Response:\n{d.label}\n\n### Input:\n" for d in ordered[:k])
-        return task.instruction + ("\n\n### Input:\n" + shown[:-len("\n\n### Input:\n")] if k else "")
+        shown = "".join(f"{model_input(task, d.texts)}\n\n### Response:\n{words[d.label]}\n\n### Input:\n"
+                        for d in ordered[:k])
+        return examples[0]["instruction"] + ("\n\n### Input:\n" + shown[:-len("\n\n### Input:\n")] if k else "")
 
     def fits(k: int) -> bool:
         ids = tokenizer(build_prompt(instruction_with(k), longest["input"]))["input_ids"]
@@ -367,10 +377,10 @@ def run_fewshot(settings, task, sample, data) -> dict:
     import modeling
     model, tokenizer = modeling.load_base_model(settings)
     model.eval()
-    examples = to_json(task, data.eval, True)
+    examples = examples_of(settings, task, data.eval)
     demos = random.Random(settings.SEED_OF_CELL).sample(sample, len(sample))
     prompts, k = fewshot_prompts(settings, tokenizer, task, demos, examples)
-    label_ids = modeling.label_token_ids(tokenizer)
+    label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
     scored = modeling.score_labels(model, prompts, label_ids, tokenizer.pad_token_id, settings.BATCH_SIZE)
     del model
     release_memory()
@@ -391,7 +401,7 @@ def run_lora(settings, task, sample, data) -> dict:
     cell_settings = SimpleNamespace(**dict(vars(settings), SEED=seed, MAX_STEPS=max_steps, RESUME=False,
                                            SAVED_MODEL_DIR=str(cell / "saved_model")))
     print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
-    record = train.train_adapter(cell_settings, to_json(task, sample, True), to_json(task, data.selection, True),
+    record = train.train_adapter(cell_settings, examples_of(settings, task, sample), examples_of(settings, task, data.selection),
                                  adapter_dir=cell / "saved_model" / task.name, checkpoint_dir=cell / "checkpoints",
                                  data_sha256={})
     shutil.rmtree(cell / "checkpoints", ignore_errors=True)   # the adapter stays; optimiser states would fill the disk
@@ -399,7 +409,7 @@ def run_lora(settings, task, sample, data) -> dict:
 
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, cell_settings, task.name)
-    scored, invalid = llm_answers(settings, model, tokenizer, to_json(task, data.eval, True), "lora")
+    scored, invalid = llm_answers(settings, model, tokenizer, examples_of(settings, task, data.eval), "lora")
     del model
     release_memory()
     batch = settings.BATCH_SIZE * settings.GRAD_ACCUM

@@ -136,11 +136,16 @@ def test_fewshot_prompts_fit_max_length_and_alternate_the_labels(tiny_gemma):
     questions = [{"instruction": task.instruction, "input": "Anna reads.", "output": "1"},
                  {"instruction": task.instruction, "input": "Reads Anna the a.", "output": "0"}]
     for max_length, fewshot_k in ((1024, 8), (1024, 3), (400, 8)):
-        settings = SimpleNamespace(MAX_LENGTH=max_length, FEWSHOT_K=fewshot_k)
+        settings = SimpleNamespace(MAX_LENGTH=max_length, FEWSHOT_K=fewshot_k, LABEL_WORDS="0,1")
         prompts, k = fewshot_prompts(settings, tokenizer, task, demos, questions)
         assert 1 <= k <= fewshot_k and all(len(p) <= max_length - 2 for p in prompts)
         text = tokenizer.decode(prompts[0], skip_special_tokens=True)
         assert text.count("### Response:") == k + 1 and text.endswith("### Input:\nAnna reads.\n\n### Response:\n")
         answers = [part.split("\n")[0] for part in text.split("### Response:\n")[1:-1]]
         assert answers == [str(i % 2) for i in range(k)]          # 0, 1, 0, 1: no label dominates the context
-    assert fewshot_prompts(SimpleNamespace(MAX_LENGTH=1024, FEWSHOT_K=8), tokenizer, task, demos, questions)[1] == 8
+    assert fewshot_prompts(SimpleNamespace(MAX_LENGTH=1024, FEWSHOT_K=8, LABEL_WORDS="0,1"), tokenizer, task, demos,
+                           questions)[1] == 8
+    worded, k = fewshot_prompts(SimpleNamespace(MAX_LENGTH=1024, FEWSHOT_K=4, LABEL_WORDS="n,y"), tokenizer, task, demos,
+                                questions)
+    text = tokenizer.decode(worded[0], skip_special_tokens=True)
+    assert [part.split("\n")[0] for part in text.split("### Response:\n")[1:-1]] == ["n", "y", "n", "y"]   # the answer words

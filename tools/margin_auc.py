@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
+from tasks import label_words  # noqa: E402
 
 
 def auc(margins: list, gold: list) -> float:
@@ -29,7 +30,7 @@ def margins_of(model, tokenizer, examples: list, settings) -> list:
     import modeling
     prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], settings.MAX_LENGTH - 2)[0]
                for e in examples]
-    logits = modeling.label_logits(model, prompts, modeling.label_token_ids(tokenizer), tokenizer.pad_token_id,
+    logits = modeling.label_logits(model, prompts, modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS)), tokenizer.pad_token_id,
                                    settings.BATCH_SIZE)
     return (logits[:, 1] - logits[:, 0]).tolist()
 

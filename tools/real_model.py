@@ -13,8 +13,8 @@ labels go to an answer file for grade.py. Then it runs, as a candidate does:
     python train.py            with every --name value given here
     python predict.py          the first PREDICT_COUNT dev items, one at a time (timed), label scoring
     python grade.py            accuracy on those items
-and, once per task and model, scores the untrained model on the holdout and counts the free-decoding answers that
-are not a label (--decode generate on the first 150 dev items, trained model). One row per (task, --row) goes to
+and, once per task, model and prompt (instruction, label words), scores the untrained model on the holdout and
+counts the free-decoding answers that are not a label (--decode generate on the first 150 dev items, trained model). One row per (task, --row) goes to
 OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it). The table is
 printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings for train.py.
 """
@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from tasks import LABELS, metrics  # noqa: E402
+from tasks import LABELS, label_words, metrics  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QQP_DEV_ROWS = 1000
@@ -92,7 +93,7 @@ def untrained_scores(settings, examples: list) -> dict:
     import modeling
     model, tokenizer = modeling.load_base_model(settings)
     predicted, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=8,
-                                      progress="untrained holdout")
+                                      progress="untrained holdout", words=label_words(settings.LABEL_WORDS))
     return metrics([e["output"] for e in examples], predicted)
 
 
@@ -114,6 +115,12 @@ def write_rows(path: Path, rows: list) -> None:
     runtime.write_atomically(path.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
+def same_prompts(one, other) -> bool:
+    """Whether two runs score the same holdout prompts: the same rows (SEED, HOLDOUT_SIZE), words and length."""
+    return all(getattr(one, name) == getattr(other, name)
+               for name in ("SEED", "HOLDOUT_SIZE", "INSTRUCTION", "LABEL_WORDS", "MAX_LENGTH", "MODEL_PATH"))
+
+
 def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dict:
     folder = out / task / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,8 +135,8 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     n_train = len(runtime.load_examples(runtime.pre_data_file(settings, task, "train")))
     model_name = runtime.model_dir(settings).name
     earlier = next((r for r in rows if r["task"] == task and r["model"] == model_name and r["untrained_acc"]
-                    and r["n_holdout"] == str(len(holdout))), None)
-    if earlier:   # the same holdout (same SEED, HOLDOUT_SIZE) and model: the untrained score cannot differ
+                    and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings)), None)
+    if earlier:   # the same holdout prompts and model: the untrained score cannot differ
         untrained = {"accuracy": float(earlier["untrained_acc"]), "mcc": float(earlier["untrained_mcc"])}
     else:
         untrained = untrained_scores(settings, holdout)
@@ -143,12 +150,13 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     grade = json.loads(run("grade.py", where + overrides + ["--json"], log))["data_sets"][0]
     dev = grade["accuracy"]["metrics"]
     invalid = ""
-    if not any(r["task"] == task and r["model"] == model_name and r["invalid_generate"] for r in rows):
+    if not any(r["task"] == task and r["model"] == model_name and r["invalid_generate"]
+               and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings) for r in rows):
         generated = run("predict.py", where + overrides + ["--decode", "generate", "--result_dir",
                                                            str(folder / "generate")], log)
         found = re.search(r"(\d+) answers were not a label", generated)
         invalid = f"{found.group(1) if found else 0}/{settings.PREDICT_COUNT}"
-    return {"task": task, "row": name, "model": model_name, "overrides": " ".join(overrides), "n_train": n_train,
+    return {"task": task, "row": name, "model": model_name, "overrides": shlex.join(overrides), "n_train": n_train,
             "n_holdout": len(holdout), "majority": f"{majority:.4f}", "untrained_acc": f"{untrained['accuracy']:.4f}",
             "untrained_mcc": f"{untrained['mcc']:.3f}", "holdout_acc": f"{record['holdout_accuracy']:.4f}",
             "holdout_mcc": f"{record['holdout_mcc']:.3f}", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
