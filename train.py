@@ -198,7 +198,8 @@ def holds_json(path: Path) -> bool:
 
 
 def arguments(settings, plan, checkpoint_dir: Path):
-    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy."""
+    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy
+    (modeling.holdout_metrics' `choice`: a checkpoint that answers one label everywhere ranks last)."""
     import torch
 
     import modeling
@@ -222,7 +223,7 @@ def arguments(settings, plan, checkpoint_dir: Path):
         eval_steps=plan.eval_every,
         save_total_limit=2,                  # the best and the latest
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model="choice",      # holdout accuracy, a checkpoint that answers one label last
         greater_is_better=True,
         label_names=["labels"],
         bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,

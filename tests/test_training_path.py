@@ -130,8 +130,24 @@ class MergingTokenizer:
 def test_a_label_that_is_not_one_token_after_the_prompt_is_refused_with_a_clear_message():
     import modeling
     from runtime import UserError
-    with pytest.raises(UserError, match="does not write the label '1' as one token after the prompt"):
+    with pytest.raises(UserError, match="does not write the answer '1' as one token after the prompt"):
         modeling.label_token_ids(MergingTokenizer())
+
+
+def test_a_checkpoint_that_answers_one_label_everywhere_is_kept_last():
+    """On CoLA's 70 % of 1s, answering 1 everywhere (0.70) must not beat a checkpoint that reads the rows (0.65)."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    import modeling
+    gold = np.array([1] * 14 + [0] * 6)
+    always_1 = np.tile([0.0, 1.0], (20, 1))
+    reading = np.array([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 4 + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+    collapsed = modeling.holdout_metrics(SimpleNamespace(predictions=(always_1, gold)))
+    learned = modeling.holdout_metrics(SimpleNamespace(predictions=(reading, gold)))
+    assert collapsed["accuracy"] == 0.70 and learned["accuracy"] == 0.65 and learned["mcc"] > 0
+    assert learned["choice"] > collapsed["choice"]
+    assert learned["choice"] == learned["accuracy"]          # otherwise the choice is the accuracy
 
 
 def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_path, tiny_gemma, synthetic_data):
