@@ -177,7 +177,7 @@ def mean_of(group: List[dict], column: str) -> str:
 
 
 def markdown(task_name: str, rows: List[Dict[str, str]], eval_source: str, majority: float) -> str:
-    out = [f"# {task_name}: classification head vs LoRA vs zero-shot\n",
+    out = [f"# {task_name}: classification head vs LoRA vs prompting (zero-shot, calibrated, few-shot)\n",
            f"Eval set: {eval_source}; always answering the majority class scores {majority:.4f}.\n",
            "Mean ± standard deviation over seeds (accuracy and MCC on the eval set); `invalid` = answers in free "
            "generation that are not a label, as k/N on the first N eval rows (LLM methods); `collapsed` = seeds whose "
