@@ -13,7 +13,8 @@ export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # The parts that must run where only Python is installed (no torch): see tools/check_py39.py.
 torch_free=(tests/test_config.py tests/test_tasks.py tests/test_data_process.py tests/test_grade.py tests/test_shared_data.py
-           tests/test_reliability_inputs.py tests/test_reliability_grade.py tests/test_reliability_round2.py)
+           tests/test_reliability_inputs.py tests/test_reliability_grade.py tests/test_reliability_round2.py
+           tests/test_label_words.py)
 for stack in "${stacks[@]}"; do
   python=$(bash tools/setup_env.sh "$stack" | tail -n 1)
   echo "=== $stack: $("$python" --version 2>&1)"
