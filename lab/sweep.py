@@ -164,7 +164,7 @@ def summary(rows: List[Dict[str, str]]) -> List[dict]:
                       "invalid": ", ".join(r["invalid"] for r in group if r["invalid"]) or "–",
                       "seconds": statistics.mean(float(r["train_seconds"]) for r in group),
                       "cell_seconds": mean_of(group, "cell_seconds"), "ms_per_item": mean_of(group, "ms_per_item"),
-                      "device": "/".join(sorted({r.get("device") or "?" for r in group})),
+                      "device": "/".join(sorted({r.get("device") or "–" for r in group})),
                       "epochs": "/".join(sorted({r["epochs"] for r in group})),
                       "collapsed": sum(r["note"].startswith("COLLAPSED") for r in group)})
     return lines
