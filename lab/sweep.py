@@ -176,9 +176,24 @@ def mean_of(group: List[dict], column: str) -> str:
     return f"{statistics.mean(values):.0f}" if values else "–"
 
 
+def at_a_glance(lines: List[dict], column: str, digits: int) -> List[str]:
+    """A method x size table of one score (mean over seeds), so the curves can be read side by side."""
+    sizes = sorted({(line["n_train"], line["size"]) for line in lines if line["size"] != "0"})
+    out = ["| method | untrained | " + " | ".join(size for _, size in sizes) + " |", "|---|" + "---:|" * (len(sizes) + 1)]
+    for method in sorted({line["method"] for line in lines}):
+        cell = {line["size"]: f"{line[column]:.{digits}f}" for line in lines if line["method"] == method}
+        out.append(f"| {method} | {cell.get('0', '')} | " + " | ".join(cell.get(size, "") for _, size in sizes) + " |")
+    return out
+
+
 def markdown(task_name: str, rows: List[Dict[str, str]], eval_source: str, majority: float) -> str:
+    lines = summary(rows)
     out = [f"# {task_name}: classification head vs LoRA vs prompting (zero-shot, calibrated, few-shot)\n",
            f"Eval set: {eval_source}; always answering the majority class scores {majority:.4f}.\n",
+           "Accuracy by training-sample size (mean over seeds; `untrained`: zero-shot and calibrated, no sample; "
+           "empty: not run):\n",
+           *at_a_glance(lines, "acc_mean", 4), "", "MCC by training-sample size (mean over seeds):\n",
+           *at_a_glance(lines, "mcc_mean", 3), "",
            "Mean ± standard deviation over seeds (accuracy and MCC on the eval set); `invalid` = answers in free "
            "generation that are not a label, as k/N on the first N eval rows (LLM methods); `collapsed` = seeds whose "
            "predictions were all one class; `cell s` = wall time of the whole cell (training and scoring), `ms/item` = "
@@ -186,7 +201,7 @@ def markdown(task_name: str, rows: List[Dict[str, str]], eval_source: str, major
            "| method | size | n_train | seeds | accuracy | MCC | F1 | invalid | collapsed | epochs | train s | cell s | "
            "ms/item | device |",
            "|---|---|---:|---:|---|---|---:|---|---:|---|---:|---:|---:|---|"]
-    for s in summary(rows):
+    for s in lines:
         several = s["seeds"] > 1
         accuracy = f"{s['acc_mean']:.4f}" + (f" ± {s['acc_sd']:.4f}" if several else "")
         mcc = f"{s['mcc_mean']:.3f}" + (f" ± {s['mcc_sd']:.3f}" if several else "")

@@ -115,6 +115,10 @@ def test_sweep_end_to_end_and_rerun_skips_finished_cells(tiny_gemma, tiny_encode
     table = (lab / "lab_CoLA.md").read_text(encoding="utf-8")
     assert "| head | 16 | 16 | 1 |" in table and "| zeroshot | 0 | 0 | 1 |" in table and "| lora | 64 | 64 | 1 |" in table
     assert "| calibrated | 0 | 0 | 1 |" in table and "| fewshot | 16 | 16 | 1 |" in table
+    glance = table.split("Accuracy by training-sample size")[1].split("\n\n")[1].splitlines()
+    assert glance[0] == "| method | untrained | 16 | 64 |" and len(glance) == 2 + 5     # a row per method
+    lora_16 = next(r["accuracy"] for r in rows if r["method"] == "lora" and r["n_train"] == "16")
+    assert f"| lora |  | {float(lora_16):.4f} |" in table and "| zeroshot | " in table
     assert (lab / "lab_CoLA.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "8 cells, 0 already in" in first.stdout
 
