@@ -14,9 +14,9 @@ labels go to an answer file for grade.py. Then it runs, as a candidate does:
     python predict.py          the first PREDICT_COUNT dev items, one at a time (timed), label scoring
     python grade.py            accuracy on those items
 and, once per task, model and prompt (instruction, label words), scores the untrained model on the holdout and
-counts the free-decoding answers that are not a label (--decode generate on the first 150 dev items, trained model). One row per (task, --row) goes to
-OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it). The table is
-printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings for train.py.
+counts the free-decoding answers that are not a label (--decode generate on the first 150 dev items, trained
+model). One row per (task, --row) goes to OUT/real_model.csv, which is the cache: a re-run skips finished rows
+(delete a row to redo it). The table is printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings for train.py.
 """
 from __future__ import annotations
 
@@ -134,8 +134,9 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     holdout = runtime.load_examples(runtime.pre_data_file(settings, task, "val"))
     n_train = len(runtime.load_examples(runtime.pre_data_file(settings, task, "train")))
     model_name = runtime.model_dir(settings).name
-    earlier = next((r for r in rows if r["task"] == task and r["model"] == model_name and r["untrained_acc"]
-                    and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings)), None)
+    alike = [r for r in rows if r["task"] == task and r["model"] == model_name
+             and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings)]
+    earlier = next((r for r in alike if r["untrained_acc"]), None)
     if earlier:   # the same holdout prompts and model: the untrained score cannot differ
         untrained = {"accuracy": float(earlier["untrained_acc"]), "mcc": float(earlier["untrained_mcc"])}
     else:
@@ -150,8 +151,7 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     grade = json.loads(run("grade.py", where + overrides + ["--json"], log))["data_sets"][0]
     dev = grade["accuracy"]["metrics"]
     invalid = ""
-    if not any(r["task"] == task and r["model"] == model_name and r["invalid_generate"]
-               and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings) for r in rows):
+    if not any(r["invalid_generate"] for r in alike):
         generated = run("predict.py", where + overrides + ["--decode", "generate", "--result_dir",
                                                            str(folder / "generate")], log)
         found = re.search(r"(\d+) answers were not a label", generated)
