@@ -313,8 +313,9 @@ def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int)
     return head_ids + text_ids + tail_ids, True
 
 
-def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: bool, label_ids: List[int]) -> dict:
-    """Token ids of prompt + label + EOS, with the loss on the label and EOS only unless train_on_inputs.
+def encode_example(tokenizer, example: dict, max_length: int, label_prompt: bool, label_ids: List[int]) -> dict:
+    """Token ids of prompt + label + EOS, with loss labels on the label and EOS only, or on every token with
+    label_prompt (PROMPT_LOSS_WEIGHT > 0: prompt_weighted_loss then weighs them).
 
     label_ids: label_token_ids(tokenizer, LABEL_WORDS), so the answer is the very token that label scoring reads
     later; the example's output is the exam's label (0/1) and picks which.
@@ -322,7 +323,7 @@ def encode_example(tokenizer, example: dict, max_length: int, train_on_inputs: b
     answer = [label_ids[LABELS.index(example["output"])], tokenizer.eos_token_id]
     prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - len(answer))
     input_ids = prompt + answer
-    labels = list(input_ids) if train_on_inputs else [-100] * len(prompt) + answer
+    labels = list(input_ids) if label_prompt else [-100] * len(prompt) + answer
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
 
 
@@ -379,6 +380,24 @@ def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     per_row = positions.sum(dim=1)
     first = torch.cumsum(per_row, dim=0) - per_row        # index of each row's first chosen position in logits
     return loss, logits[first]
+
+
+def prompt_weighted_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                         prompt_weight: float) -> torch.Tensor:
+    """The causal-LM loss over every labelled next token, a prompt token counting prompt_weight of an answer token.
+
+    The answer is each row's last two labelled tokens (the label and EOS: encode_example puts them last and never
+    cuts them). prompt_weight 1 is the model's own loss, every token alike (alpaca-lora's train_on_inputs); the
+    output layer runs at every position, so a step costs what the full forward costs.
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    labelled = targets != -100
+    from_end = labelled.flip(1).cumsum(1).flip(1)            # labelled tokens at or after each position
+    weights = torch.where(from_end <= 2, 1.0, prompt_weight) * labelled
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.masked_fill(~labelled, 0),
+                                               reduction="none")
+    return (losses * weights).sum() / weights.sum()
 
 
 def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
@@ -488,25 +507,25 @@ def holdout_metrics(prediction) -> dict:
 class HoldoutTrainer(Trainer):
     """The Trainer with the loss on the answer alone, and evaluation by holdout accuracy.
 
-    Training: with TRAIN_ON_INPUTS False the output layer runs only where the loss is (answer_only_loss); True
-    keeps the Trainer's own path (every position). Evaluation runs through the Trainer's own loop (sharded and
+    Training: with PROMPT_LOSS_WEIGHT 0 the output layer runs only where the loss is (answer_only_loss); above 0
+    it runs everywhere (prompt_weighted_loss). Evaluation runs through the Trainer's own loop (sharded and
     gathered under torchrun): the eval loss on the answer, and each holdout row's label read exactly as predict.py
     reads it (the likelier label token at the position the label follows), so the best checkpoint is the one
     predict will score best with.
     """
 
-    def __init__(self, *args, label_ids: List[int], train_on_inputs: bool, **kwargs):
+    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, **kwargs):
         super().__init__(*args, compute_metrics=holdout_metrics, **kwargs)
         self.label_ids = label_ids
-        self.train_on_inputs = train_on_inputs
+        self.prompt_loss_weight = prompt_loss_weight
         # transformers >= 4.46 asks whether compute_loss already divided by the accumulation steps: ours is the mean
         # over this micro-batch, so the Trainer must divide (as the older releases always do).
-        self.loss_is_scaled_for_ga = None if train_on_inputs else False
+        self.loss_is_scaled_for_ga = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.train_on_inputs and model.training:
-            extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, **extra)
+        if self.prompt_loss_weight > 0 and model.training:
+            return prompt_weighted_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                                        self.prompt_loss_weight)
         labels = inputs["labels"]
         loss, first = answer_only_loss(model, inputs["input_ids"], inputs["attention_mask"], labels)
         if not return_outputs:

@@ -52,19 +52,24 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     the first under torchrun). train.py's main calls it on pre_data's files; the lab on samples of its own."""
     import torch
 
+    if settings.PROMPT_LOSS_WEIGHT < 0:
+        raise UserError(f"PROMPT_LOSS_WEIGHT={settings.PROMPT_LOSS_WEIGHT:g} is negative: a prompt token's loss weight "
+                        f"goes from 0 (the answer only, the default) to 1 (every token alike); e.g. "
+                        f"--prompt_loss_weight 0.1.")
+
     import modeling
     from transformers import set_seed
 
     set_seed(settings.SEED)
     model, tokenizer = build_model(settings)
     label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
-    train_data, truncated = encode(settings, tokenizer, train_examples, settings.TRAIN_ON_INPUTS, label_ids)
+    train_data, truncated = encode(settings, tokenizer, train_examples, settings.PROMPT_LOSS_WEIGHT > 0, label_ids)
     eval_data, _ = encode(settings, tokenizer, val_examples, False, label_ids)   # scored on the answer, always
     plan = plan_steps(settings, len(train_data))
     describe(settings, model, plan, len(train_data), truncated, len(val_examples))
     trainer = modeling.HoldoutTrainer(
         model=model, args=arguments(settings, plan, checkpoint_dir), train_dataset=train_data, eval_dataset=eval_data,
-        data_collator=collator(tokenizer), label_ids=label_ids, train_on_inputs=settings.TRAIN_ON_INPUTS)
+        data_collator=collator(tokenizer), label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT)
     modeling.quiet_progress(trainer)
     started = time.time()
     try:
@@ -127,13 +132,13 @@ def build_model(settings):
     return model, tokenizer
 
 
-def encode(settings, tokenizer, examples: list, train_on_inputs: bool, label_ids: list) -> tuple:
+def encode(settings, tokenizer, examples: list, label_prompt: bool, label_ids: list) -> tuple:
     """(a datasets.Dataset of token ids and loss labels, how many inputs were shortened to MAX_LENGTH)."""
     from datasets import Dataset
 
     import modeling
 
-    rows = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, train_on_inputs, label_ids) for e in examples]
+    rows = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, label_prompt, label_ids) for e in examples]
     truncated = sum(row.pop("truncated") for row in rows)
     return Dataset.from_list(rows), truncated
 
@@ -163,12 +168,14 @@ def describe(settings, model, plan, n_train: int, truncated: int, n_val: int) ->
     dtype = modeling.choose_dtype(settings.PRECISION)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    loss_on = (f"every token, a prompt token weighing {settings.PROMPT_LOSS_WEIGHT:g} of an answer token"
+               if settings.PROMPT_LOSS_WEIGHT > 0 else "the answer only")
     print(f"{settings.DATA_SET}: {n_train} training examples ({truncated} shortened to MAX_LENGTH={settings.MAX_LENGTH}), "
           f"{n_val} holdout")
     print(f"effective batch {plan.effective_batch} = {settings.BATCH_SIZE} x {settings.GRAD_ACCUM} accumulation x "
           f"{plan.world} device(s); {plan.steps_per_epoch} steps per epoch, {plan.total_steps} steps in all; holdout "
           f"check every {plan.eval_every} steps; precision {str(dtype).replace('torch.', '')}; loss on "
-          f"{'every token' if settings.TRAIN_ON_INPUTS else 'the answer only'}")
+          f"{loss_on}")
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
 
 

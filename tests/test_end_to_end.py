@@ -67,3 +67,13 @@ def test_train_runs_unchanged_under_torchrun(tmp_path, tiny_gemma, synthetic_dat
     assert launched.stdout.count("train: holdout accuracy") == 1          # only the first process reports and writes
     record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
     assert record["steps"] == 4 and not (tmp_path / "saved_model" / ".lock").exists()
+
+
+def test_a_small_loss_weight_on_the_prompt_still_learns_the_answer(tmp_path, tiny_gemma, synthetic_data, outputs):
+    """PROMPT_LOSS_WEIGHT > 0 takes the other training path (the output layer at every position)."""
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma), "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "600", "--holdout_size", "100")
+    trained = run_script("train.py", *where, *TINY_TRAINING, "--prompt_loss_weight", "0.1")
+    assert "a prompt token weighing 0.1 of an answer token" in trained.stdout
+    record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
+    assert record["holdout_accuracy"] >= 0.9, trained.stdout[-2000:]

@@ -167,7 +167,7 @@ def test_truncation_keeps_the_response_marker_and_the_label(tiny_gemma, max_leng
     tokenizer = modeling.load_tokenizer(tiny_gemma)
     task = TASKS["CoLA"]
     encoded = modeling.encode_example(tokenizer, {"instruction": task.instruction, "input": LONG, "output": "1"},
-                                      max_length, train_on_inputs=False, label_ids=modeling.label_token_ids(tokenizer))
+                                      max_length, label_prompt=False, label_ids=modeling.label_token_ids(tokenizer))
     ids = encoded["input_ids"]
     assert encoded["truncated"] and len(ids) == max_length
     label = tokenizer("1", add_special_tokens=False)["input_ids"]

@@ -35,11 +35,11 @@ def with_lora(model, targets=("q_proj", "v_proj", "down_proj")):
     return model
 
 
-def batch_of(tokenizer, train_on_inputs=False):
+def batch_of(tokenizer, label_prompt=False):
     import modeling
     from transformers import DataCollatorForSeq2Seq
     label_ids = modeling.label_token_ids(tokenizer)
-    rows = [modeling.encode_example(tokenizer, e, 256, train_on_inputs, label_ids) for e in EXAMPLES]
+    rows = [modeling.encode_example(tokenizer, e, 256, label_prompt, label_ids) for e in EXAMPLES]
     for row in rows:
         row.pop("truncated")
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)(rows)
@@ -92,6 +92,34 @@ def test_answer_only_loss_honours_final_logit_softcapping_and_lora_on_the_output
         capped = modeling.logits_at(base, batch["input_ids"], batch["attention_mask"], batch["attention_mask"].bool())
     assert capped.abs().max() <= 0.5 and capped.abs().max() > 0.1   # the cap was applied, and it bites
     assert_same_loss_and_grads(with_lora(base, targets=("q_proj", "lm_head")), batch)
+
+
+def test_prompt_weighted_loss_is_the_full_forward_loss_at_weight_1_and_weighs_the_prompt_below(tiny_gemma):
+    import modeling
+    from transformers import AutoModelForCausalLM
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True))
+    batch = batch_of(tokenizer, label_prompt=True)
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    with torch.no_grad():
+        full = model(**batch).loss
+        assert torch.allclose(modeling.prompt_weighted_loss(model, ids, mask, labels, 1.0), full, rtol=1e-5)
+        answer = modeling.answer_only_loss(model, ids, mask, batch_of(tokenizer)["labels"])[0]
+        weighted = modeling.prompt_weighted_loss(model, ids, mask, labels, 0.1)
+        tiny = modeling.prompt_weighted_loss(model, ids, mask, labels, 1e-9)
+    n_answer, n_prompt = 2 * len(EXAMPLES), int((labels[:, 1:] != -100).sum()) - 2 * len(EXAMPLES)
+    prompt_mean = (full * (n_answer + n_prompt) - answer * n_answer) / n_prompt
+    assert torch.allclose(weighted, (answer * n_answer + 0.1 * prompt_mean * n_prompt) / (n_answer + 0.1 * n_prompt),
+                          rtol=1e-4)
+    assert torch.allclose(tiny, answer, rtol=1e-4) and not torch.allclose(full, answer, rtol=1e-2)
+
+
+def test_a_negative_prompt_loss_weight_is_refused_before_the_model_loads(tmp_path):
+    import train
+    from runtime import UserError, load_settings
+    settings = load_settings(["--prompt_loss_weight", "-0.5", "--model_path", str(tmp_path / "no-model")])
+    with pytest.raises(UserError, match="PROMPT_LOSS_WEIGHT=-0.5 is negative"):
+        train.train_adapter(settings, [], [], tmp_path / "adapter", tmp_path / "checkpoints", data_sha256={})
 
 
 def test_label_scoring_is_the_full_forward_at_the_last_position(tiny_gemma):

@@ -333,7 +333,7 @@ def bench_padding(workdir: Path, settings) -> None:
         examples = json.loads((pre_data / task_name / f"{task_name}_train.json").read_text(encoding="utf-8"))
         features = []
         for example in examples:
-            encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.TRAIN_ON_INPUTS,
+            encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.PROMPT_LOSS_WEIGHT > 0,
                                               modeling.label_token_ids(tokenizer))
             encoded.pop("truncated")
             features.append(encoded)
@@ -433,7 +433,7 @@ def training_memory(shape: dict, batch: int, length: int, targets: list, r: int,
                     checkpointing: bool, answer_only: bool = True) -> dict:
     """Peak GPU memory (bytes) of one training step of a Gemma with LoRA on transformers 4.38.1 / torch 2.0.
 
-    answer_only: the loss on the answer alone (TRAIN_ON_INPUTS False): logits only at the label and EOS positions
+    answer_only: the loss on the answer alone (PROMPT_LOSS_WEIGHT 0): logits only at the label and EOS positions
     of each row, and no KV cache (modeling.answer_only_loss passes use_cache=False)."""
     h, v, layers = shape["hidden_size"], shape["vocab_size"], shape["num_hidden_layers"]
     p = shape["max_position_embeddings"]
@@ -540,14 +540,14 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
     lora = dict(targets=targets, r=settings.LORA_R, dropout=settings.LORA_DROPOUT)
     b, length = settings.BATCH_SIZE, settings.MAX_LENGTH
-    lora["answer_only"] = not settings.TRAIN_ON_INPUTS
+    lora["answer_only"] = settings.PROMPT_LOSS_WEIGHT == 0
     plan = training_memory(GEMMA_2B, b, length, checkpointing=settings.GRADIENT_CHECKPOINTING, **lora)
     a10 = GPUS["A10 24 GB"]
     row(part, "model", f"gemma-2b {plan['params'] / 1e9:.3f} B parameters; LoRA r={settings.LORA_R} on "
                        f"{len(targets)} projections: {plan['lora_params'] / 1e6:.1f} M trainable; on the exam "
                        f"stack (transformers 4.38.1, torch 2.0: eager attention; bf16 autocast), estimated; loss on "
-                       f"{'the answer only' if lora['answer_only'] else 'every token'} (TRAIN_ON_INPUTS "
-                       f"{settings.TRAIN_ON_INPUTS})")
+                       f"{'the answer only' if lora['answer_only'] else 'every token'} (PROMPT_LOSS_WEIGHT "
+                       f"{settings.PROMPT_LOSS_WEIGHT:g})")
     for name, size in plan["parts"].items():
         row(part, f"  {name}", f"{size / GIB:.2f} GiB")
     headroom = 1 - plan["total"] / GIB / a10
@@ -568,7 +568,7 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
         fits = ", ".join(f"{gpu} {100 * (1 - total / size):.0f} %" for gpu, size in GPUS.items())
         row(part, f"  BATCH_SIZE {batch}, GRAD_ACCUM {accumulation}, MAX_LENGTH {max_length}"
                   f"{', GRADIENT_CHECKPOINTING' if checkpointing else ''}"
-                  f"{'' if answer_only else ', TRAIN_ON_INPUTS (logits everywhere)'}", f"{total:.1f} GiB; headroom {fits}")
+                  f"{'' if answer_only else ', PROMPT_LOSS_WEIGHT > 0 (logits everywhere)'}", f"{total:.1f} GiB; headroom {fits}")
 
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")   # RSS follows live tensors
     command = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", "--cache", str(cache),

@@ -16,7 +16,8 @@ labels go to an answer file for grade.py. Then it runs, as a candidate does:
 and, once per task, model and prompt (instruction, label words), scores the untrained model on the holdout and
 counts the free-decoding answers that are not a label (--decode generate on the first 150 dev items, trained
 model). One row per (task, --row) goes to OUT/real_model.csv, which is the cache: a re-run skips finished rows
-(delete a row to redo it). The table is printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings for train.py.
+(delete a row to redo it). The table is printed at the end and written to OUT/real_model.md. Other --name value
+pairs are config.py settings for train.py.
 """
 from __future__ import annotations
 
