@@ -50,8 +50,7 @@ MAX_LENGTH = 256           # tokens per example (prompt + answer); longer inputs
 PROMPT_LOSS_WEIGHT = 0.0   # loss weight of a prompt token against an answer token: 0 = the answer only (what we
                            # grade, and 3 x cheaper a step); 1 = every token alike (alpaca-lora's train_on_inputs)
 GRADIENT_CHECKPOINTING = False   # True: less GPU memory, about 30 % slower
-EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch (at most EPOCHS x this in all); the best adapter
-                           # is the one kept
+EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch; the best adapter is the one kept
 LOGGING_STEPS = 10
 RESUME = False             # continue from the last checkpoint in CHECKPOINT_DIR instead of starting over
 

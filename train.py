@@ -154,11 +154,8 @@ def plan_steps(settings, n_examples: int) -> SimpleNamespace:
     effective_batch = settings.BATCH_SIZE * settings.GRAD_ACCUM * world
     steps_per_epoch = math.ceil(n_examples / effective_batch)
     total_steps = settings.MAX_STEPS if settings.MAX_STEPS > 0 else steps_per_epoch * settings.EPOCHS
-    checks = max(1, settings.EVALS_PER_EPOCH)
-    # EVALS_PER_EPOCH checks an epoch, but no more than EPOCHS x that in all: MAX_STEPS over a tiny sample (the lab's
-    # 16 examples for 100 steps) would otherwise check, and save a checkpoint, after every step.
-    eval_every = max(1, math.ceil(min(steps_per_epoch, total_steps) / checks),
-                     math.ceil(total_steps / (checks * max(1, settings.EPOCHS))))
+    checks_per_epoch = settings.EVALS_PER_EPOCH if settings.EVALS_PER_EPOCH > 0 else 1   # the lab passes fractions
+    eval_every = max(1, math.ceil(min(steps_per_epoch, total_steps) / checks_per_epoch))
     return SimpleNamespace(world=world, effective_batch=effective_batch, steps_per_epoch=steps_per_epoch,
                            total_steps=total_steps, eval_every=eval_every)
 

@@ -27,6 +27,7 @@ import shutil
 import statistics
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List
@@ -404,18 +405,28 @@ def run_fewshot(settings, task, sample, data) -> dict:
     return dict(result, train_seconds=0, steps=0, batch="", epochs=0)
 
 
+def lora_schedule(settings, n_examples: int) -> dict:
+    """MAX_STEPS and EVALS_PER_EPOCH of a LoRA cell: train.py's own, except that a tiny sample trains MIN_STEPS steps
+    (more epochs rather than 2 optimiser steps) with as many holdout checks in all as EPOCHS epochs would have; 16
+    examples are one step an epoch, and EVALS_PER_EPOCH checks of each of 100 epochs would check (and save a
+    checkpoint) after every step."""
+    steps_per_epoch = math.ceil(n_examples / (settings.BATCH_SIZE * settings.GRAD_ACCUM))
+    if settings.MAX_STEPS > 0 or steps_per_epoch * settings.EPOCHS >= settings.MIN_STEPS:
+        return {"MAX_STEPS": settings.MAX_STEPS, "EVALS_PER_EPOCH": settings.EVALS_PER_EPOCH}
+    checks = max(1, settings.EVALS_PER_EPOCH) * settings.EPOCHS
+    return {"MAX_STEPS": settings.MIN_STEPS,
+            "EVALS_PER_EPOCH": Fraction(checks * steps_per_epoch, settings.MIN_STEPS)}   # exact: train.py takes a ceil
+
+
 def run_lora(settings, task, sample, data) -> dict:
     """train.train_adapter into a cell folder of its own (never the exam's saved_model/), then answer the eval rows."""
     import modeling
     import train
     seed = settings.SEED_OF_CELL
     cell = runtime.project_path(settings.LAB_DIR) / "cells" / task.name / f"lora-{len(sample)}-seed{seed}"
-    max_steps = settings.MAX_STEPS
-    if max_steps <= 0 and math.ceil(len(sample) / (settings.BATCH_SIZE * settings.GRAD_ACCUM)) * settings.EPOCHS < settings.MIN_STEPS:
-        max_steps = settings.MIN_STEPS   # tiny samples: more epochs rather than 2 optimiser steps
-    cell_settings = SimpleNamespace(**dict(vars(settings), SEED=seed, MAX_STEPS=max_steps, RESUME=False,
-                                           SAVED_MODEL_DIR=str(cell / "saved_model")))
-    print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
+    cell_settings = SimpleNamespace(**dict(vars(settings), **lora_schedule(settings, len(sample)), SEED=seed,
+                                           RESUME=False, SAVED_MODEL_DIR=str(cell / "saved_model")))
+    print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {cell_settings.MAX_STEPS})")
     record = train.train_adapter(cell_settings, examples_of(settings, task, sample), examples_of(settings, task, data.selection),
                                  adapter_dir=cell / "saved_model" / task.name, checkpoint_dir=cell / "checkpoints",
                                  data_sha256={})

@@ -188,16 +188,3 @@ def test_script_run_from_another_cwd_puts_relative_outputs_under_the_project(tmp
     written = json.loads((tmp_path / "out" / "CoLA" / "CoLA_train.json").read_text(encoding="utf-8"))
     assert len(written) == 50
     assert list(cwd.iterdir()) == []
-
-
-@pytest.mark.parametrize("argv, n_examples, expected", [
-    ([], 4000, (250, 500, 63)),                                     # the defaults: 4 checks an epoch, 8 in all
-    (["--max_steps", "60"], 4000, (250, 60, 15)),                   # fewer steps than an epoch: 4 checks
-    (["--max_steps", "100"], 16, (1, 100, 13)),                     # the lab's tiny cell: 8 checks, not 100
-    (["--max_steps", "100", "--epochs", "1"], 64, (4, 100, 25)),
-    (["--epochs", "3", "--evals_per_epoch", "1"], 40, (3, 9, 3)),   # three epochs, one check each
-])
-def test_holdout_checks_follow_epochs_but_never_come_after_every_step_of_a_tiny_sample(argv, n_examples, expected):
-    import train
-    plan = train.plan_steps(load_settings(argv), n_examples)
-    assert (plan.steps_per_epoch, plan.total_steps, plan.eval_every) == expected

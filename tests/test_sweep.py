@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import runtime
 from conftest import ROOT, run_script
 
 # Small and quick: the test checks the plumbing and the table, not what the models learn.
@@ -57,6 +58,22 @@ def test_head_schedule_adapts_to_sample_size():
     assert schedule(16, epochs=3, min_steps=100) == (4, 100)        # small batch, many epochs: no collapse
     assert schedule(64, epochs=3, min_steps=100) == (16, 100)
     assert schedule(67000, epochs=1, min_steps=100) == (32, 2094)   # big samples: batch 32, HEAD_EPOCHS epochs
+
+
+@pytest.mark.parametrize("n_examples, steps, check_every", [
+    (16, 100, 13),     # one step an epoch: 8 checks in 100 steps, as 2 epochs x 4 would be, not one after each step
+    (64, 100, 13),
+    (256, 100, 13),
+    (1024, 128, 16),   # enough steps already: train.py's own schedule, 4 checks an epoch
+    (4000, 500, 63),
+])
+def test_lora_cells_train_min_steps_and_check_as_often_as_the_recipes_epochs(n_examples, steps, check_every):
+    import train
+    from lab.sweep import lora_schedule
+    settings = runtime.load_settings([])   # 2 epochs, 4 checks an epoch, effective batch 16, MIN_STEPS 100
+    cell = SimpleNamespace(**dict(vars(settings), **lora_schedule(settings, n_examples)))
+    plan = train.plan_steps(cell, n_examples)
+    assert (plan.total_steps, plan.eval_every) == (steps, check_every)
 
 
 def test_plan_gives_several_seeds_to_small_sizes_only():
