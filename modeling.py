@@ -466,9 +466,28 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
             bar.update(len(chunk))
         bar.close()
         return labels, list(labels), truncated
-    texts = [generate_answer(model, tokenizer, p, max_new_tokens)
-             for p in tqdm(prompts, desc=progress, disable=progress is None)]
+    with contiguous_output_layer_input(model):
+        texts = [generate_answer(model, tokenizer, p, max_new_tokens)
+                 for p in tqdm(prompts, desc=progress, disable=progress is None)]
     return [read_label(t, words) for t in texts], texts, truncated
+
+
+@contextmanager
+def contiguous_output_layer_input(model) -> Iterator[None]:
+    """Inside this context the output layer gets a fresh copy of its input.
+
+    generate() hands it the last position as a view whose strides still span the whole prompt. For such an input and
+    a weight that needs no gradient (peft freezes it), torch's matmul copies the whole transposed output layer on
+    every call: with Gemma 3 270M on torch 2.13's CPU that copy took 2.8 s of a 3 s decoding step (0.3 s without).
+    """
+    def fresh_input(module, args):
+        return (args[0].clone(memory_format=torch.contiguous_format),) + args[1:]
+
+    handle = causal_lm_parts(model)[1].register_forward_pre_hook(fresh_input)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 # --- training: what train.py and the lab hand to the Hugging Face Trainer ------------------------------

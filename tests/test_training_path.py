@@ -141,6 +141,25 @@ def test_label_scoring_is_the_full_forward_at_the_last_position(tiny_gemma):
         assert modeling.score_labels(model, prompts, label_ids, tokenizer.pad_token_id, batch_size) == expected
 
 
+def test_free_decoding_hands_the_output_layer_a_fresh_row_and_writes_what_generate_writes(tiny_gemma):
+    """generate() gives the output layer a view of the last position, strided over the whole prompt; torch's matmul
+    then copies the whole transposed output layer for a frozen weight (a 3 s decoding step with Gemma 3 270M)."""
+    import modeling
+    from transformers import AutoModelForCausalLM
+    tokenizer = modeling.load_tokenizer(tiny_gemma)
+    model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True)).eval()
+    output_layer = modeling.causal_lm_parts(model)[1]
+    prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], 254)[0] for e in EXAMPLES]
+    expected = [modeling.generate_answer(model, tokenizer, prompt, 3) for prompt in prompts]
+    seen = []
+    recorder = output_layer.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    _, texts, _ = modeling.decide(model, tokenizer, EXAMPLES, 256, decode="generate", max_new_tokens=3)
+    recorder.remove()
+    assert texts == expected
+    assert seen and all(x.stride() == torch.empty(x.shape).stride() for x in seen)
+    assert not output_layer._forward_pre_hooks and not output_layer._forward_hooks   # nothing left behind
+
+
 def test_label_ids_are_the_tokens_that_follow_the_prompt(tiny_gemma):
     import modeling
     tokenizer = modeling.load_tokenizer(tiny_gemma)
