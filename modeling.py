@@ -313,6 +313,9 @@ def encode_prompt(tokenizer, instruction: str, input_text: str, max_tokens: int)
     return head_ids + text_ids + tail_ids, True
 
 
+ANSWER_LENGTH = 2   # tokens of a training row's answer, always its last: the label and EOS (encode_example)
+
+
 def encode_example(tokenizer, example: dict, max_length: int, label_prompt: bool, label_ids: List[int]) -> dict:
     """Token ids of prompt + label + EOS, with loss labels on the label and EOS only, or on every token with
     label_prompt (PROMPT_LOSS_WEIGHT > 0: prompt_weighted_loss then weighs them).
@@ -386,15 +389,15 @@ def prompt_weighted_loss(model, input_ids: torch.Tensor, attention_mask: torch.T
                          prompt_weight: float) -> torch.Tensor:
     """The causal-LM loss over every labelled next token, a prompt token counting prompt_weight of an answer token.
 
-    The answer is each row's last two labelled tokens (the label and EOS: encode_example puts them last and never
-    cuts them). prompt_weight 1 is the model's own loss, every token alike (alpaca-lora's train_on_inputs); the
+    The answer is each row's last ANSWER_LENGTH labelled tokens (the label and EOS: encode_example puts them last
+    and never cuts them). prompt_weight 1 is the model's own loss, every token alike (alpaca-lora's train_on_inputs); the
     output layer runs at every position, so a step costs what the full forward costs.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
     targets = labels[:, 1:]
     labelled = targets != -100
     from_end = labelled.flip(1).cumsum(1).flip(1)            # labelled tokens at or after each position
-    weights = torch.where(from_end <= 2, 1.0, prompt_weight) * labelled
+    weights = torch.where(from_end <= ANSWER_LENGTH, 1.0, prompt_weight) * labelled
     losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.masked_fill(~labelled, 0),
                                                reduction="none")
     return (losses * weights).sum() / weights.sum()
@@ -451,7 +454,7 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
 
     if decode not in ("labels", "generate"):
         raise UserError(f"DECODE={decode!r}: use labels or generate.")
-    room = max_length - 2                                 # the label and EOS come after the prompt in training
+    room = max_length - ANSWER_LENGTH                     # the label and EOS come after the prompt in training
     encoded = [encode_prompt(tokenizer, e["instruction"], e["input"], room) for e in examples]
     prompts = [ids for ids, _ in encoded]
     truncated = sum(cut for _, cut in encoded)
@@ -524,7 +527,7 @@ def holdout_metrics(prediction) -> dict:
 
 
 class HoldoutTrainer(Trainer):
-    """The Trainer with the loss on the answer alone, and evaluation by holdout accuracy.
+    """The Trainer with the loss where PROMPT_LOSS_WEIGHT puts it, and evaluation by holdout accuracy.
 
     Training: with PROMPT_LOSS_WEIGHT 0 the output layer runs only where the loss is (answer_only_loss); above 0
     it runs everywhere (prompt_weighted_loss). Evaluation runs through the Trainer's own loop (sharded and
