@@ -323,8 +323,8 @@ def encode_example(tokenizer, example: dict, max_length: int, label_prompt: bool
     label_ids: label_token_ids(tokenizer, LABEL_WORDS), so the answer is the very token that label scoring reads
     later; the example's output is the exam's label (0/1) and picks which.
     """
-    answer = [label_ids[LABELS.index(example["output"])], tokenizer.eos_token_id]
-    prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - len(answer))
+    answer = [label_ids[LABELS.index(example["output"])], tokenizer.eos_token_id]   # ANSWER_LENGTH tokens
+    prompt, truncated = encode_prompt(tokenizer, example["instruction"], example["input"], max_length - ANSWER_LENGTH)
     input_ids = prompt + answer
     labels = list(input_ids) if label_prompt else [-100] * len(prompt) + answer
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
@@ -435,10 +435,11 @@ def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) ->
     """Free greedy decoding of one prompt: the raw text the model writes (predict reads the label out of it)."""
     device = next(model.parameters()).device
     input_ids = torch.tensor([prompt], device=device)
-    output = model.generate(
-        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
-        do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
+    with contiguous_output_layer_input(model):
+        output = model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+            do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
     return tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
 
 
@@ -469,9 +470,8 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
             bar.update(len(chunk))
         bar.close()
         return labels, list(labels), truncated
-    with contiguous_output_layer_input(model):
-        texts = [generate_answer(model, tokenizer, p, max_new_tokens)
-                 for p in tqdm(prompts, desc=progress, disable=progress is None)]
+    texts = [generate_answer(model, tokenizer, p, max_new_tokens)
+             for p in tqdm(prompts, desc=progress, disable=progress is None)]
     return [read_label(t, words) for t in texts], texts, truncated
 
 

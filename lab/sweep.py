@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import random
 import shutil
 import statistics
@@ -410,7 +409,8 @@ def lora_schedule(settings, n_examples: int) -> dict:
     (more epochs rather than 2 optimiser steps) with as many holdout checks in all as EPOCHS epochs would have; 16
     examples are one step an epoch, and EVALS_PER_EPOCH checks of each of 100 epochs would check (and save a
     checkpoint) after every step."""
-    steps_per_epoch = math.ceil(n_examples / (settings.BATCH_SIZE * settings.GRAD_ACCUM))
+    import train
+    steps_per_epoch = train.plan_steps(settings, n_examples).steps_per_epoch
     if settings.MAX_STEPS > 0 or steps_per_epoch * settings.EPOCHS >= settings.MIN_STEPS:
         return {"MAX_STEPS": settings.MAX_STEPS, "EVALS_PER_EPOCH": settings.EVALS_PER_EPOCH}
     checks = max(1, settings.EVALS_PER_EPOCH) * settings.EPOCHS

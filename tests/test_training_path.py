@@ -150,13 +150,22 @@ def test_free_decoding_hands_the_output_layer_a_fresh_row_and_writes_what_genera
     model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True)).eval()
     output_layer = modeling.causal_lm_parts(model)[1]
     prompts = [modeling.encode_prompt(tokenizer, e["instruction"], e["input"], 254)[0] for e in EXAMPLES]
-    expected = [modeling.generate_answer(model, tokenizer, prompt, 3) for prompt in prompts]
+    expected = []
+    with torch.no_grad():   # plain generate, no hook: the texts free decoding must reproduce
+        for prompt in prompts:
+            ids = torch.tensor([prompt])
+            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3,
+                                    do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                    eos_token_id=tokenizer.eos_token_id)
+            expected.append(tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True))
     seen = []
     recorder = output_layer.register_forward_hook(lambda module, args, output: seen.append(args[0]))
     _, texts, _ = modeling.decide(model, tokenizer, EXAMPLES, 256, decode="generate", max_new_tokens=3)
+    direct = [modeling.generate_answer(model, tokenizer, prompt, 3) for prompt in prompts]   # tools/bench.py's way
     recorder.remove()
-    assert texts == expected
-    assert seen and all(x.stride() == torch.empty(x.shape).stride() for x in seen)
+    assert texts == direct == expected
+    assert len(seen) >= 2 * len(prompts)
+    assert all(x.stride() == torch.empty(x.shape).stride() for x in seen)
     assert not output_layer._forward_pre_hooks and not output_layer._forward_hooks   # nothing left behind
 
 
