@@ -95,6 +95,13 @@ def run(script: str, *args: str, timeout: float = 600, cwd: Path = ROOT) -> Run:
     return finished
 
 
+def _as_from_a_terminal() -> None:
+    """In the child, before Python starts: SIGINT at its default, as in a terminal. A shell without job control
+    (`pytest ... &`, `nohup`, some CI runners) starts background jobs with SIGINT ignored, Python then keeps it
+    ignored, and the Ctrl-C tests would send a signal nobody hears."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Started:
     """A script running in the background (for kill and Ctrl-C tests), its output going to files."""
 
@@ -104,7 +111,8 @@ class Started:
         self.out_path, self.err_path, self.log = folder / f"{script}.out", folder / f"{script}.err", _net_log()
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.process = subprocess.Popen([sys.executable, str(ROOT / script), *args], cwd=ROOT,
-                                            env=script_env(self.log), stdout=out, stderr=err, text=True)
+                                            env=script_env(self.log), stdout=out, stderr=err, text=True,
+                                            preexec_fn=_as_from_a_terminal)
         self.started = time.time()
 
     def output(self) -> str:
