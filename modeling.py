@@ -1,15 +1,15 @@
 """The one place that loads models and turns prompts into answers; used by train, predict and the tools.
 
-Written for both the exam's stack (transformers 4.38.1, peft 0.10) and today's releases: where their APIs
-differ, the difference is handled here and nowhere else.
+Written for both the exam's stack (torch 2.0.0, transformers 4.38.1, peft 0.10) and today's releases; where they
+differ, versions.py says how.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 # Never reach for the hub: everything is local. Set before transformers is imported.
@@ -20,11 +20,11 @@ import warnings
 
 import torch
 import transformers
-from packaging import version
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback,
                           TrainingArguments)
 
 import runtime
+import versions
 from runtime import UserError
 from tasks import LABELS, build_prompt, metrics, prompt_parts, read_label
 
@@ -33,26 +33,6 @@ from tasks import LABELS, build_prompt, metrics, prompt_parts, read_label
 warnings.filterwarnings("ignore", message="Could not find a config file in")
 # peft still reads the model's is_gradient_checkpointing, which transformers 5 renamed: nothing for the user to do.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
-TRANSFORMERS_VERSION = version.parse(transformers.__version__)
-# transformers 4.56 renamed from_pretrained's torch_dtype= to dtype= (4.38 refuses dtype=, 5.x warns on torch_dtype=).
-DTYPE_ARGUMENT = "dtype" if TRANSFORMERS_VERSION >= version.parse("4.56") else "torch_dtype"
-
-
-def resumable():
-    """A context in which the Trainer can read back its own checkpoint's RNG state.
-
-    torch >= 2.6 loads with weights_only=True, and transformers before 4.4x does not allow the numpy arrays that
-    rng_state.pth holds ("Unsupported global: numpy.core.multiarray._reconstruct"). Allow just those, as later
-    transformers do; torch before 2.6 (the exam's 2.0) needs nothing.
-    """
-    import contextlib
-
-    import numpy as np
-    if not hasattr(torch.serialization, "safe_globals"):
-        return contextlib.nullcontext()
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    return torch.serialization.safe_globals([multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))])
 
 
 def choose_dtype(precision: str) -> torch.dtype:
@@ -103,11 +83,6 @@ def check_model_folder(folder: Path, allow_pickle: bool) -> None:
         raise UserError(f"{folder} has no tokenizer (tokenizer.json or tokenizer.model). {hint}")
 
 
-# The first transformers release that knows each model type a learner is likely to point MODEL_PATH at.
-MODEL_TYPE_SINCE = {"gemma": "4.38", "gemma2": "4.42", "gemma3_text": "4.50", "gemma3": "4.50", "qwen2": "4.37",
-                    "qwen3": "4.51", "llama": "4.28", "mistral": "4.34", "phi3": "4.40", "smollm3": "4.53"}
-
-
 def refuse_unknown_model_type(folder: Path) -> None:
     """One paragraph instead of a traceback when this transformers is too old for the model (Gemma 3 on 4.38.1)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
@@ -115,7 +90,7 @@ def refuse_unknown_model_type(folder: Path) -> None:
     model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
     if not model_type or model_type in CONFIG_MAPPING_NAMES:
         return
-    since = MODEL_TYPE_SINCE.get(model_type)
+    since = versions.MODEL_TYPE_SINCE.get(model_type)
     needs = f"transformers >= {since}" if since else "a newer transformers"
     raise UserError(
         f"{folder} holds a {model_type} model, which transformers {transformers.__version__} does not know: it needs "
@@ -152,17 +127,14 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
     except (ValueError, OSError, KeyError) as e:
         raise UserError(f"{folder / 'config.json'} is not a model configuration transformers "
                         f"{transformers.__version__} knows ({one_line(e)}). Point MODEL_PATH at the gemma-2b folder.") from None
-    if config.model_type == "gemma" and not hasattr(config, "hidden_activation") and config.hidden_act == "gelu":
-        # gemma-2b was trained with the tanh approximation of GELU. Its config.json says "gelu", which
-        # transformers 4.38 takes as exact GELU; later releases read it as the approximation. Do as they do.
-        config.hidden_act = "gelu_pytorch_tanh"
+    versions.gemma_activation(config)
     dtype = choose_dtype(settings.PRECISION)
     transformers.utils.logging.disable_progress_bar()   # a bar for a few seconds of loading; ours are the long steps
     try:
         model = AutoModelForCausalLM.from_pretrained(
             # ALLOW_PICKLE: safetensors still first, .bin only where there are none (False would refuse safetensors)
             str(folder), config=config, local_files_only=True, use_safetensors=None if settings.ALLOW_PICKLE else True,
-            trust_remote_code=False, **{DTYPE_ARGUMENT: dtype},
+            trust_remote_code=False, **{versions.DTYPE_ARGUMENT: dtype},
         )
     except torch.cuda.OutOfMemoryError:
         raise
@@ -171,13 +143,7 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
     except Exception as e:  # noqa: BLE001 - safetensors/OS errors: a damaged or incomplete copy
         raise UserError(f"the weights in {folder} cannot be loaded ({type(e).__name__}: {one_line(e)}); the copy may be "
                         f"incomplete or damaged: copy the model folder again.") from None
-    body = getattr(model, "model", None)
-    if TRANSFORMERS_VERSION < version.parse("4.39") and hasattr(body, "causal_mask"):
-        # transformers 4.38 expands a max_position_embeddings-square mask (8192 x 8192 for gemma-2b) at every
-        # forward pass, whatever the input length: ~30 % of a prediction's time and 0.5 GB of GPU memory per
-        # batch (tools/bench.py). A mask as long as our longest sequence gives the same attention.
-        size = settings.MAX_LENGTH + settings.MAX_NEW_TOKENS
-        body.register_buffer("causal_mask", body.causal_mask[:size, :size].clone(), persistent=False)
+    versions.trim_causal_mask(model, settings.MAX_LENGTH + settings.MAX_NEW_TOKENS)
     tokenizer = load_tokenizer(folder)
     if torch.cuda.is_available():
         model.to(device_of_this_process())
@@ -339,33 +305,61 @@ def causal_lm_parts(model):
     return inner.get_decoder(), inner.get_output_embeddings()
 
 
-@contextmanager
-def output_layer_only_at(model, positions: torch.Tensor) -> Iterator[None]:
+@contextlib.contextmanager
+def output_layer_only_at(model, positions: torch.Tensor) -> Iterator[List[torch.Tensor]]:
     """Inside this context a forward pass of `model` applies its output layer only at `positions` (a bool mask,
-    batch x sequence): its logits come back as (1, n, vocabulary) for the n chosen positions, row by row.
+    batch x sequence): its logits come back as (1, n, vocabulary) for the n chosen positions, row by row. The
+    context yields a list that receives the (n, hidden) states at those positions, for label_scores.
 
     The transformer body runs as usual; a hook on it keeps the chosen hidden states only, so the model's own
     forward then applies its own output layer to them: its bias, final-logit soft-capping (Gemma 2) and LoRA on
     the output layer all count, and under torchrun the call still goes through DDP, which syncs the gradients.
     With a 256k-row vocabulary this is most of a training step's cost saved when only the answer has a loss.
     """
+    kept: List[torch.Tensor] = []
+
     def keep_chosen(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+        kept.append(hidden[positions])
         if isinstance(output, tuple):
-            return (output[0][positions].unsqueeze(0),) + tuple(output[1:])
-        output.last_hidden_state = output.last_hidden_state[positions].unsqueeze(0)
+            return (kept[-1].unsqueeze(0),) + tuple(output[1:])
+        output.last_hidden_state = kept[-1].unsqueeze(0)
         return output
 
     handle = causal_lm_parts(model)[0].register_forward_hook(keep_chosen)
     try:
-        yield
+        yield kept
     finally:
         handle.remove()
 
 
-def logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """(n, vocabulary) logits of the model at the n chosen positions, by the model's own output layer."""
-    with output_layer_only_at(model, positions):
-        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0]
+def autocast_as_in_training(model):
+    """The autocast under which the Trainer trains and evaluates the holdout (bf16 for a bf16 base model, what
+    TrainingArguments(bf16=True) turns on): scoring under the same one gives predict the very numbers by which
+    the best checkpoint was chosen. None for an fp32 model."""
+    weight = causal_lm_parts(model)[1].weight
+    if weight.dtype != torch.bfloat16 or versions.POSITIONS_AS_SHIPPED:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=weight.device.type, dtype=torch.bfloat16)
+
+
+def label_scores(model, hidden: torch.Tensor, label_ids: List[int]) -> torch.Tensor:
+    """(n, labels) logits of the label tokens, computed in fp32 with autocast off from (n, hidden) states.
+
+    In bf16 a logit keeps 8 bits: two label logits near 10 that differ by less than 0.06 round to one value, and
+    the tie then always answers the first label. The two rows of the output layer in fp32 cost nothing.
+    """
+    inner = getattr(model, "module", model)
+    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    output_layer = inner.get_output_embeddings()
+    with torch.autocast(device_type=hidden.device.type, enabled=False):
+        scores = hidden.float() @ output_layer.weight[label_ids].float().T
+        if getattr(output_layer, "bias", None) is not None:
+            scores = scores + output_layer.bias[label_ids].float()
+        softcap = getattr(inner.config, "final_logit_softcapping", None)   # Gemma 2
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
+    return scores
 
 
 def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -373,16 +367,17 @@ def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     """The usual causal-LM loss when only the answer carries labels, paying for the output layer there alone.
 
     The same number as model(labels=labels).loss (mean cross-entropy over the labelled next tokens), and the same
-    gradients. Also returns each row's logits at its first labelled position, where the label is predicted.
+    gradients. Also returns each row's hidden state at its first labelled position, where the label is predicted.
     """
     targets = labels[:, 1:]
     positions = torch.zeros_like(labels, dtype=torch.bool)
     positions[:, :-1] = targets != -100
-    logits = logits_at(model, input_ids, attention_mask, positions).float()
+    with output_layer_only_at(model, positions) as kept:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0].float()
     loss = torch.nn.functional.cross_entropy(logits, targets[targets != -100])
     per_row = positions.sum(dim=1)
     first = torch.cumsum(per_row, dim=0) - per_row        # index of each row's first chosen position in logits
-    return loss, logits[first]
+    return loss, kept[-1][first]
 
 
 def prompt_weighted_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
@@ -412,7 +407,8 @@ def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_
 @torch.no_grad()
 def label_logits(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
                  batch_size: int = 1) -> torch.Tensor:
-    """(prompts, labels) float32 logits of each label token right after each prompt (the lab calibrates them)."""
+    """(prompts, labels) float32 logits of each label token right after each prompt (the lab calibrates them),
+    computed as the Trainer's holdout evaluation computes them (label_scores, under autocast_as_in_training)."""
     device = next(model.parameters()).device
     answers = []
     for start in range(0, len(prompts), batch_size):
@@ -425,8 +421,9 @@ def label_logits(model, prompts: Sequence[List[int]], label_ids: List[int], pad_
             attention_mask[i, :len(p)] = 1
         last = torch.zeros_like(attention_mask, dtype=torch.bool)
         last[torch.arange(len(batch)), attention_mask.sum(dim=1) - 1] = True
-        logits = logits_at(model, input_ids.to(device), attention_mask.to(device), last.to(device))
-        answers.append(logits[:, label_ids].float().cpu())
+        with output_layer_only_at(model, last.to(device)) as kept, autocast_as_in_training(model):
+            model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False)
+        answers.append(label_scores(model, kept[-1], label_ids).cpu())
     return torch.cat(answers)
 
 
@@ -435,7 +432,7 @@ def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) ->
     """Free greedy decoding of one prompt: the raw text the model writes (predict reads the label out of it)."""
     device = next(model.parameters()).device
     input_ids = torch.tensor([prompt], device=device)
-    with contiguous_output_layer_input(model):
+    with contiguous_output_layer_input(model), autocast_as_in_training(model):
         output = model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
             do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -475,7 +472,7 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     return [read_label(t, words) for t in texts], texts, truncated
 
 
-@contextmanager
+@contextlib.contextmanager
 def contiguous_output_layer_input(model) -> Iterator[None]:
     """Inside this context the output layer gets a fresh copy of its input.
 
@@ -496,17 +493,8 @@ def contiguous_output_layer_input(model) -> Iterator[None]:
 # --- training: what train.py and the lab hand to the Hugging Face Trainer ------------------------------
 
 def training_arguments(**kwargs) -> TrainingArguments:
-    """TrainingArguments under the names this transformers uses: 4.41 renamed evaluation_strategy to
-    eval_strategy, and 5.0 replaced group_by_length=True with train_sampling_strategy="group_by_length"."""
-    fields = TrainingArguments.__dataclass_fields__
-    if "eval_strategy" in kwargs and "eval_strategy" not in fields:
-        kwargs["evaluation_strategy"] = kwargs.pop("eval_strategy")
-    if "group_by_length" in kwargs and "train_sampling_strategy" in fields:
-        kwargs["train_sampling_strategy"] = "group_by_length" if kwargs.pop("group_by_length") else "random"
-    for old, new in (("gradient_checkpointing", "activation_checkpointing"),   # renamed in 5.x, old names warn
-                     ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
-        if old in kwargs and new in fields:
-            kwargs[new] = kwargs.pop(old)
+    """TrainingArguments under the names this transformers uses (versions.training_argument_names)."""
+    kwargs = versions.training_argument_names(kwargs)
     if not torch.cuda.is_available():
         kwargs["use_cpu"] = True   # bf16 autocast on a CPU is refused unless the Trainer is told it is on one
     return TrainingArguments(**kwargs)
@@ -549,7 +537,7 @@ class HoldoutTrainer(Trainer):
             return prompt_weighted_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
                                         self.prompt_loss_weight)
         labels = inputs["labels"]
-        loss, first = answer_only_loss(model, inputs["input_ids"], inputs["attention_mask"], labels)
+        loss, hidden = answer_only_loss(model, inputs["input_ids"], inputs["attention_mask"], labels)
         if not return_outputs:
             return loss
         label_ids = torch.tensor(self.label_ids, device=labels.device)
@@ -557,7 +545,7 @@ class HoldoutTrainer(Trainer):
         first_target = targets.gather(1, (targets != -100).int().argmax(dim=1, keepdim=True))     # the gold label token
         matches = first_target == label_ids
         gold = torch.where(matches.any(dim=1), matches.int().argmax(dim=1), torch.full_like(label_ids[:1], -1))
-        return loss, {"label_scores": first[:, label_ids], "gold": gold}
+        return loss, {"label_scores": label_scores(model, hidden, self.label_ids), "gold": gold}
 
 
 class ProgressLines(TrainerCallback):

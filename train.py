@@ -58,8 +58,10 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
                         f"--prompt_loss_weight 0.1.")
 
     import modeling
+    import versions
     from transformers import set_seed
 
+    refuse_data_parallel()
     set_seed(settings.SEED)
     model, tokenizer = build_model(settings)
     label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
@@ -73,7 +75,7 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     modeling.quiet_progress(trainer)
     started = time.time()
     try:
-        with modeling.resumable():
+        with versions.checkpoint_loading():
             trainer.train(resume_from_checkpoint=resume_point(settings, checkpoint_dir))
         best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own scores
     except torch.cuda.OutOfMemoryError:
@@ -82,6 +84,7 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
             f"effective batch), lower MAX_LENGTH (now {settings.MAX_LENGTH}), or set GRADIENT_CHECKPOINTING = True "
             f"(--gradient_checkpointing), then run again; the adapter already in saved_model is untouched."
         ) from None
+    leave_process_group()
     if not is_main_process():
         return {}
     record = run_record(settings, trainer.state, best, time.time() - started, len(train_data), len(val_examples))
@@ -112,6 +115,31 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def refuse_data_parallel() -> None:
+    """`python train.py` on a machine with several GPUs makes the Trainer wrap the model in nn.DataParallel, which
+    this recipe does not support (each replica would get the whole batch's answer positions). Refuse before any
+    model loads, naming the two ways that work."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus > 1 and "WORLD_SIZE" not in os.environ:
+        raise UserError(
+            f"this machine has {gpus} GPUs and train.py was started without torchrun. Use them all with "
+            f"`torchrun --nproc_per_node {gpus} train.py` (one process per GPU), or one of them with "
+            f"`CUDA_VISIBLE_DEVICES=0 python train.py`.")
+
+
+def leave_process_group() -> None:
+    """Under torchrun each process ends its process group once the last collective (the holdout evaluation) is
+    done, as PyTorch's docs ask. Left to the interpreter's exit, gloo's worker threads can still hold tensors while
+    Python tears down, and the process aborts (SIGABRT); torchrun then stops the others, the first one while it
+    writes the adapter. Without torchrun there is no group and nothing to do."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def build_model(settings):
     """The base model with fresh LoRA matrices on LORA_TARGETS (trained in fp32 even when the base is bf16)."""
     from peft import LoraConfig, get_peft_model
@@ -126,6 +154,9 @@ def build_model(settings):
         model = get_peft_model(model, lora)
     except ValueError as e:
         raise UserError(f"LORA_TARGETS={settings.LORA_TARGETS!r} does not fit this model: {e}") from None
+    if hasattr(modeling.causal_lm_parts(model)[1], "base_layer"):
+        raise UserError(f"LORA_TARGETS={settings.LORA_TARGETS!r} puts LoRA on the output layer, which label scoring "
+                        f"reads directly; leave it out (the default targets every attention and MLP projection).")
     for parameter in model.parameters():
         if parameter.requires_grad:
             parameter.data = parameter.data.float()

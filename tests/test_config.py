@@ -188,3 +188,17 @@ def test_script_run_from_another_cwd_puts_relative_outputs_under_the_project(tmp
     written = json.loads((tmp_path / "out" / "CoLA" / "CoLA_train.json").read_text(encoding="utf-8"))
     assert len(written) == 50
     assert list(cwd.iterdir()) == []
+
+
+def test_data_process_and_grade_run_where_torch_cannot_be_imported(tmp_path, synthetic_data, outputs, monkeypatch):
+    """The light steps never load torch: they start in a second, and run on a machine that has only Python."""
+    blocker = tmp_path / "no_torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--answer_dir", str(synthetic_data / "answers"),
+                       "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "100", "--holdout_size", "20")
+    graded = run_script("grade.py", *where, "--json", check=False)
+    assert "torch" not in graded.stderr, graded.stderr[-2000:]
+    assert json.loads(graded.stdout)["data_sets"][0]["pre_data"]["points"] == 10

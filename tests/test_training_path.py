@@ -89,7 +89,8 @@ def test_answer_only_loss_honours_final_logit_softcapping_and_lora_on_the_output
     base = transformers.Gemma2ForCausalLM(config)
     batch = batch_of(tokenizer)
     with torch.no_grad():
-        capped = modeling.logits_at(base, batch["input_ids"], batch["attention_mask"], batch["attention_mask"].bool())
+        with modeling.output_layer_only_at(base, batch["attention_mask"].bool()):
+            capped = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[0]
     assert capped.abs().max() <= 0.5 and capped.abs().max() > 0.1   # the cap was applied, and it bites
     assert_same_loss_and_grads(with_lora(base, targets=("q_proj", "lm_head")), batch)
 

@@ -472,6 +472,7 @@ def probe_memory(tiny: bool, cache: Path) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     import modeling
+    import versions
 
     settings = runtime.load_settings([])
     shape = dict(TINY if tiny else GEMMA_2B, num_hidden_layers=2, max_position_embeddings=512)
@@ -480,7 +481,7 @@ def probe_memory(tiny: bool, cache: Path) -> dict:
     folder = random_gemma_folder(shape, 2, tokenizer_folder(workdir), cache)
     model = AutoModelForCausalLM.from_pretrained(
         str(folder), local_files_only=True, attn_implementation="eager", hidden_act="gelu_pytorch_tanh",
-        **{modeling.DTYPE_ARGUMENT: torch.bfloat16})
+        **{versions.DTYPE_ARGUMENT: torch.bfloat16})
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
     model = get_peft_model(model, LoraConfig(r=settings.LORA_R, lora_alpha=settings.LORA_ALPHA,
                                              lora_dropout=settings.LORA_DROPOUT, target_modules=targets,

@@ -1,6 +1,6 @@
 """Check that every Python file of the project runs on Python 3.9, the exam's interpreter.
 
-    python tools/check_py39.py      # run it with Python 3.9 (tools/run_tests.sh py39 does)
+    python tools/check_py39.py      # run it with Python 3.9 (tools/run_tests.sh exam does)
 
 Byte-compiling with 3.9 catches new syntax (`match`, parenthesised context managers, ...). What compiles
 but fails at run time is looked for in the syntax tree: a `X | Y` type union outside an annotation (3.10+),

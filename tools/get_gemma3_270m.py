@@ -96,7 +96,7 @@ def convert(gguf: Path, staging: Path) -> None:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from modeling import DTYPE_ARGUMENT
+    from versions import DTYPE_ARGUMENT
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
@@ -111,12 +111,50 @@ def convert(gguf: Path, staging: Path) -> None:
     model.hf_quantizer = None
     model.save_pretrained(str(staging), safe_serialization=True)
     tokenizer.save_pretrained(str(staging))
+    readable_by_the_exam_stack(staging)
+
+
+def readable_by_the_exam_stack(folder: Path) -> None:
+    """Rewrite what transformers 5.x saved in the forms transformers 4.38.1 / tokenizers 0.15 read, with the same
+    meaning (a Llama folder loads there; Gemma 3 never will). Without this, 4.38.1 finds no rope_theta in config.json
+    and silently uses 10000 (SmolLM2 was trained with 100000), AutoTokenizer knows no "TokenizersBackend", and
+    tokenizers 0.15 cannot parse merges written as pairs."""
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" not in config and "rope_theta" in rope:
+        config["rope_theta"] = rope["rope_theta"]
+    if rope.get("rope_type", "default") != "default":
+        config["rope_scaling"] = {k: v for k, v in rope.items() if k != "rope_theta"}
+    if "dtype" in config:
+        config.setdefault("torch_dtype", config["dtype"])
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+    tokenizer_path = folder / "tokenizer.json"
+    tokenizer = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    bpe = tokenizer["model"]
+    if bpe.get("type") == "BPE":
+        if bpe.pop("ignore_merges", False):
+            raise Refusal(f"{tokenizer_path} uses ignore_merges, which tokenizers 0.15 (the exam stack) cannot "
+                          f"express: this model's folder would tokenize differently there.")
+        bpe["merges"] = [" ".join(pair) if isinstance(pair, list) else pair for pair in bpe["merges"]]
+    tokenizer_path.write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+
+    settings_path = folder / "tokenizer_config.json"
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    if settings.get("tokenizer_class") == "TokenizersBackend":
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+    settings.pop("backend", None)
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
 def build(name: str, out: Path) -> str:
     spec = MODELS[name]
     if (out / MARKER).is_file():
         return f"{out} is already complete ({json.loads((out / MARKER).read_text())['what']}); nothing to do"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise Refusal(f"{out} already exists and is not a model folder this tool made (it has no {MARKER}); it is left "
+                      f"as it is. Give the path of a new folder, e.g. python tools/get_gemma3_270m.py {out / 'gemma-3-270m'}")
     require(spec["package"])
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)   # what a killed run left
@@ -132,7 +170,8 @@ def build(name: str, out: Path) -> str:
             path.chmod(0o644)   # safetensors writes its file readable by its owner only
         (staging / MARKER).write_text(json.dumps({"what": spec["what"], "package": spec["package"],
                                                   "gguf": gguf.name, "gguf_sha256": digest}, indent=1) + "\n")
-        shutil.rmtree(out, ignore_errors=True)   # an unfinished folder from an older run, never a complete one
+        if out.is_dir():
+            out.rmdir()   # an empty folder (checked above): the finished one takes its place
         staging.rename(out)
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)

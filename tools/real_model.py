@@ -43,8 +43,8 @@ from tasks import LABELS, label_words, metrics  # noqa: E402
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QQP_DEV_ROWS = 1000
 COLUMNS = ["task", "row", "model", "overrides", "n_train", "n_holdout", "majority", "untrained_acc", "untrained_mcc",
-           "holdout_acc", "holdout_mcc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
-           "invalid_generate", "precision"]
+           "holdout_acc", "holdout_mcc", "predict_val_acc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
+           "invalid_generate", "precision", "stack"]
 
 
 def lay_out(task: str, folder: Path) -> Path:
@@ -87,6 +87,12 @@ def run(script: str, args: list, log: Path) -> str:
     if done.returncode != 0:
         raise SystemExit(f"real_model: {script} failed (exit {done.returncode}); see {log}\n{done.stderr[-2000:]}")
     return done.stdout
+
+
+def stack_name() -> str:
+    """The package stack these scripts run on, as the table's `stack` column tells it."""
+    versions = runtime.package_versions(("python", "torch", "transformers"))
+    return f"py{versions['python']} torch {versions['torch']} transformers {versions['transformers']}"
 
 
 def untrained_scores(settings, examples: list) -> dict:
@@ -146,6 +152,8 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
 
     run("train.py", where + overrides, log)
     record = json.loads((runtime.adapter_dir(settings, task) / "run_record.json").read_text(encoding="utf-8"))
+    scored_again = run("predict.py", where + overrides + ["--split", "val"], log)
+    predict_val = re.search(r"= ([\d.]+) %", scored_again)
     started = time.time()
     run("predict.py", where + overrides, log)
     per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
@@ -160,9 +168,11 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     return {"task": task, "row": name, "model": model_name, "overrides": shlex.join(overrides), "n_train": n_train,
             "n_holdout": len(holdout), "majority": f"{majority:.4f}", "untrained_acc": f"{untrained['accuracy']:.4f}",
             "untrained_mcc": f"{untrained['mcc']:.3f}", "holdout_acc": f"{record['holdout_accuracy']:.4f}",
-            "holdout_mcc": f"{record['holdout_mcc']:.3f}", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
+            "holdout_mcc": f"{record['holdout_mcc']:.3f}",
+            "predict_val_acc": f"{float(predict_val.group(1)) / 100:.4f}" if predict_val else "", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
             "dev_mcc": f"{dev['mcc']:.3f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
-            "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION}
+            "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION,
+            "stack": stack_name()}
 
 
 def main(argv=None) -> int:
