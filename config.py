@@ -51,6 +51,9 @@ PROMPT_LOSS_WEIGHT = 0.0   # loss weight of a prompt token against an answer tok
                            # grade, and 3 x cheaper a step); 1 = every token alike (alpaca-lora's train_on_inputs)
 GRADIENT_CHECKPOINTING = False   # True: less GPU memory, about 30 % slower
 EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch; the best adapter is the one kept
+THRESHOLD_MIN_GAIN = 0.01  # predict answers 1 where label 1's logit beats label 0's by more than a threshold set on
+                           # the holdout, if that gains this share of holdout accuracy over 0 (else 0: the likelier
+                           # label); 1 = never move it
 LOGGING_STEPS = 10
 RESUME = False             # continue from the last checkpoint in CHECKPOINT_DIR instead of starting over
 

@@ -6,6 +6,7 @@ differ, versions.py says how.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Train
 import runtime
 import versions
 from runtime import UserError
-from tasks import LABELS, build_prompt, metrics, prompt_parts, read_label
+from tasks import LABELS, build_prompt, decisions, metrics, prompt_parts, read_label, tuned_threshold
 
 # peft asks the hub whether the base model's vocabulary changed each time it saves; offline it cannot, warns,
 # and rightly assumes it did not (LoRA never touches the vocabulary). Nothing for the user to do: keep it quiet.
@@ -401,7 +402,14 @@ def prompt_weighted_loss(model, input_ids: torch.Tensor, attention_mask: torch.T
 def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
                  batch_size: int = 1) -> List[str]:
     """The likelier label after each prompt: the body over the prompt, the output layer at its last position only."""
-    return [LABELS[i] for i in label_logits(model, prompts, label_ids, pad_id, batch_size).argmax(dim=-1).tolist()]
+    return decisions(label_margins(model, prompts, label_ids, pad_id, batch_size))
+
+
+def label_margins(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
+                  batch_size: int = 1) -> List[float]:
+    """Label 1's logit less label 0's after each prompt: above 0 the model prefers 1."""
+    scores = label_logits(model, prompts, label_ids, pad_id, batch_size)
+    return (scores[:, 1] - scores[:, 0]).tolist()
 
 
 @torch.no_grad()
@@ -442,11 +450,12 @@ def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) ->
 
 def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: str = "labels",
            max_new_tokens: int = 5, batch_size: int = 1, progress: Optional[str] = None,
-           words: Sequence[str] = LABELS) -> Tuple[List[Optional[str]], List[str], int]:
-    """Answers for examples: (labels "0"/"1" or None, raw texts, how many inputs were shortened).
+           words: Sequence[str] = LABELS, threshold: float = 0.0) -> Tuple[List[Optional[str]], list, int]:
+    """Answers for examples: (labels "0"/"1" or None, raw outputs, how many inputs were shortened).
 
-    decode="labels" compares the scores of the answer words' tokens (always a valid label); decode="generate"
-    decodes freely and reads the label out of the text (None when the text is not a label). words: LABEL_WORDS.
+    decode="labels" answers 1 where label 1's logit beats label 0's by more than threshold (always a valid label;
+    the raw outputs are those margins); decode="generate" decodes freely and reads the label out of the text (None
+    when the text is not a label; the raw outputs are the texts). words: LABEL_WORDS.
     """
     from tqdm.auto import tqdm
 
@@ -459,14 +468,14 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     model.eval()
     if decode == "labels":
         label_ids = label_token_ids(tokenizer, words)
-        labels: List[Optional[str]] = []
+        margins: List[float] = []
         bar = tqdm(total=len(prompts), desc=progress, disable=progress is None)
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start:start + batch_size]
-            labels += score_labels(model, chunk, label_ids, tokenizer.pad_token_id, batch_size=batch_size)
+            margins += label_margins(model, chunk, label_ids, tokenizer.pad_token_id, batch_size=batch_size)
             bar.update(len(chunk))
         bar.close()
-        return labels, list(labels), truncated
+        return list(decisions(margins, threshold)), margins, truncated
     texts = [generate_answer(model, tokenizer, p, max_new_tokens)
              for p in tqdm(prompts, desc=progress, disable=progress is None)]
     return [read_label(t, words) for t in texts], texts, truncated
@@ -500,18 +509,24 @@ def training_arguments(**kwargs) -> TrainingArguments:
     return TrainingArguments(**kwargs)
 
 
-def holdout_metrics(prediction) -> dict:
-    """Holdout accuracy and MCC from what HoldoutTrainer.compute_loss hands the evaluation loop, and `choice`, by
-    which the best checkpoint is kept: the accuracy, less 1 for a checkpoint that gives one label to every row.
+def holdout_metrics(prediction, min_gain: float) -> dict:
+    """Holdout accuracy and MCC from what HoldoutTrainer.compute_loss hands the evaluation loop; the margin threshold
+    tuned on it (tasks.tuned_threshold) with the accuracy and MCC it gives; and `choice`, by which the best
+    checkpoint is kept: the accuracy, less 1 for a checkpoint that gives one label to every row.
 
     On an imbalanced task (CoLA: 70 % acceptable) always answering 1 can tie or beat an early checkpoint that reads
     the sentences; it learnt only the label shares, so any checkpoint that tells the labels apart ranks above it.
     """
     scores, gold = prediction.predictions
-    predicted = [LABELS[i] for i in scores.argmax(axis=-1).tolist()]
-    m = metrics([LABELS[i] if i >= 0 else None for i in gold.tolist()], predicted)
+    gold_labels = [LABELS[i] if i >= 0 else None for i in gold.tolist()]
+    margins = (scores[:, 1] - scores[:, 0]).tolist()
+    predicted = decisions(margins)
+    plain = metrics(gold_labels, predicted)
+    threshold = tuned_threshold(margins, gold_labels, min_gain)
+    tuned = metrics(gold_labels, decisions(margins, threshold))
     collapsed = len(set(predicted)) == 1
-    return {"accuracy": m["accuracy"], "mcc": m["mcc"], "choice": m["accuracy"] - (1.0 if collapsed else 0.0)}
+    return {"accuracy": plain["accuracy"], "mcc": plain["mcc"], "choice": plain["accuracy"] - (1.0 if collapsed else 0.0),
+            "threshold": threshold, "tuned_accuracy": tuned["accuracy"], "tuned_mcc": tuned["mcc"]}
 
 
 class HoldoutTrainer(Trainer):
@@ -524,8 +539,8 @@ class HoldoutTrainer(Trainer):
     predict will score best with.
     """
 
-    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, **kwargs):
-        super().__init__(*args, compute_metrics=holdout_metrics, **kwargs)
+    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, threshold_min_gain: float, **kwargs):
+        super().__init__(*args, compute_metrics=functools.partial(holdout_metrics, min_gain=threshold_min_gain), **kwargs)
         self.label_ids = label_ids
         self.prompt_loss_weight = prompt_loss_weight
         # transformers >= 4.46 asks whether compute_loss already divided by the accumulation steps: ours is the mean
@@ -570,6 +585,9 @@ class ProgressLines(TrainerCallback):
         if "eval_accuracy" in logs:
             line = (f"{where}  holdout accuracy {logs['eval_accuracy']:.4f}  MCC {logs['eval_mcc']:.3f}  "
                     f"answer loss {logs['eval_loss']:.4f}")
+            if logs["eval_threshold"] != 0:
+                line += (f"  (threshold {logs['eval_threshold']:+.3f}: {logs['eval_tuned_accuracy']:.4f}, "
+                         f"MCC {logs['eval_tuned_mcc']:.3f})")
         elif "loss" in logs:
             line = f"{where}  loss {logs['loss']:.4f}  learning rate {logs.get('learning_rate', 0):.2e}"
         else:

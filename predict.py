@@ -14,7 +14,7 @@ import json
 
 import runtime
 from runtime import UserError
-from tasks import LabelFileLayout, format_metrics, label_counts, label_words, metrics, parse_label_file
+from tasks import LabelFileLayout, decisions, format_metrics, label_counts, label_words, metrics, parse_label_file
 
 
 def example_layout(settings, task_name: str) -> LabelFileLayout:
@@ -32,17 +32,23 @@ def example_layout(settings, task_name: str) -> LabelFileLayout:
     return LabelFileLayout()
 
 
-def check_answer_words(settings, task_name: str) -> None:
-    """The adapter answers with the words it was trained to give (run_record.json): scoring others reads noise."""
-    record = runtime.adapter_dir(settings, task_name) / "run_record.json"
+def training_record(settings, task_name: str) -> dict:
+    """The adapter's run_record.json, or {} for an adapter from elsewhere (nothing to compare or apply)."""
+    path = runtime.adapter_dir(settings, task_name) / "run_record.json"
     try:
-        trained = json.loads(record.read_text(encoding="utf-8"))["settings"].get("LABEL_WORDS", "0,1")
-    except (OSError, ValueError, KeyError, AttributeError):
-        return   # no record (an adapter from elsewhere): nothing to compare
-    if label_words(trained) != label_words(settings.LABEL_WORDS):
-        raise UserError(f"{runtime.shown(record.parent)} was trained to answer {trained} (LABEL_WORDS in its "
-                        f"run_record.json), but LABEL_WORDS is {settings.LABEL_WORDS}: predict with "
-                        f"--label_words {trained}, or set LABEL_WORDS in config.py and train again.")
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def check_answer_words(settings, record: dict, task_name: str) -> None:
+    """The adapter answers with the words it was trained to give (run_record.json): scoring others reads noise."""
+    trained = (record.get("settings") or {}).get("LABEL_WORDS", "0,1")
+    if record and label_words(trained) != label_words(settings.LABEL_WORDS):
+        raise UserError(f"{runtime.shown(runtime.adapter_dir(settings, task_name))} was trained to answer {trained} "
+                        f"(LABEL_WORDS in its run_record.json), but LABEL_WORDS is {settings.LABEL_WORDS}: predict "
+                        f"with --label_words {trained}, or set LABEL_WORDS in config.py and train again.")
 
 
 def main(settings) -> None:
@@ -56,7 +62,9 @@ def main(settings) -> None:
             print(f"note: {source} has only {len(examples)} items, fewer than PREDICT_COUNT={settings.PREDICT_COUNT}")
         examples = examples[:settings.PREDICT_COUNT]
 
-    check_answer_words(settings, task_name)
+    record = training_record(settings, task_name)
+    check_answer_words(settings, record, task_name)
+    threshold = float(record.get("decision_threshold") or 0.0)
     import modeling   # torch and transformers load here, after the cheap checks
 
     model, tokenizer = modeling.load_base_model(settings)
@@ -65,7 +73,7 @@ def main(settings) -> None:
     labels, texts, truncated = modeling.decide(
         model, tokenizer, examples, settings.MAX_LENGTH, decode=settings.DECODE,
         max_new_tokens=settings.MAX_NEW_TOKENS, batch_size=1, progress=f"{task_name} {settings.SPLIT}",
-        words=label_words(settings.LABEL_WORDS),
+        words=label_words(settings.LABEL_WORDS), threshold=threshold,
     )
     if truncated:
         print(f"{truncated} inputs were longer than MAX_LENGTH={settings.MAX_LENGTH} tokens and were shortened")
@@ -78,6 +86,10 @@ def main(settings) -> None:
         c = m["confusion"]
         print("confusion matrix (rows: true label, columns: predicted)")
         print(f"        pred 0  pred 1\n true 0 {c['tn']:>6}  {c['fp']:>6}\n true 1 {c['fn']:>6}  {c['tp']:>6}")
+        if threshold and settings.DECODE == "labels":
+            plain = metrics([e["output"] for e in examples], decisions(texts))
+            print(f"  the likelier label (threshold 0): {format_metrics(plain)}")
+            print(f"  with the decision threshold {threshold:+.3f} from training (what predict answers with):")
         print(f"predict: holdout {task_name} ({settings.DECODE}): {format_metrics(m)}")
         return
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -174,6 +175,31 @@ def metrics(gold: Sequence[str], predicted: Sequence[Optional[str]]) -> dict:
         "confusion": {"tp": tp, "tn": tn, "fp": fp, "fn": fn},
         "invalid": invalid,
     }
+
+
+def decisions(margins: Sequence[float], threshold: float = 0.0) -> List[str]:
+    """Label 1 where the margin (label 1's logit less label 0's) is above the threshold, else 0. At threshold 0
+    this is the likelier label, a tie answering 0."""
+    return [LABELS[1] if m > threshold else LABELS[0] for m in margins]
+
+
+def tuned_threshold(margins: Sequence[float], gold: Sequence[str], min_gain: float) -> float:
+    """The margin threshold with the best accuracy on labelled rows (the holdout), or 0 unless it beats the plain
+    decision by at least min_gain (a share of the rows): a gain of a row or two is noise, not a bias to correct.
+
+    Among equally accurate thresholds, the one nearest their median: away from the rows on either side.
+    """
+    if not margins:
+        return 0.0
+    ordered = sorted(set(margins))
+    candidates = [ordered[0] - 1.0] + [(a + b) / 2 for a, b in zip(ordered, ordered[1:])] + [ordered[-1] + 1.0]
+    by_threshold = [(metrics(gold, decisions(margins, t))["accuracy"], t) for t in candidates + [0.0]]
+    plain = by_threshold[-1][0]
+    best = max(accuracy for accuracy, _ in by_threshold)
+    if best - plain < min_gain:
+        return 0.0
+    best_ones = [t for accuracy, t in by_threshold[:-1] if accuracy == best]
+    return min(best_ones, key=lambda t: (abs(t - statistics.median(best_ones)), abs(t)))
 
 
 def format_metrics(m: dict) -> str:

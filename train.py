@@ -41,7 +41,10 @@ def main(settings) -> None:
                                data_sha256={"train": runtime.sha256_of(train_file), "val": runtime.sha256_of(val_file)})
     if record:
         plotted = " and loss_curve.png" if (adapter_dir / "loss_curve.png").is_file() else ""
-        print(f"train: holdout accuracy {record['holdout_accuracy']:.4f} (MCC {record['holdout_mcc']:.3f}) after "
+        tuned = (f"; with the decision threshold {record['decision_threshold']:+.3f} set on it "
+                 f"{record['tuned_holdout_accuracy']:.4f} (MCC {record['tuned_holdout_mcc']:.3f}), which predict uses"
+                 if record["decision_threshold"] else "")
+        print(f"train: holdout accuracy {record['holdout_accuracy']:.4f} (MCC {record['holdout_mcc']:.3f}){tuned} after "
               f"{record['steps']} steps in {record['train_seconds'] / 60:.1f} min; adapter, run_record.json{plotted} "
               f"written to {runtime.shown(adapter_dir)}/")
 
@@ -71,7 +74,8 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     describe(settings, model, plan, len(train_data), truncated, len(val_examples))
     trainer = modeling.HoldoutTrainer(
         model=model, args=arguments(settings, plan, checkpoint_dir), train_dataset=train_data, eval_dataset=eval_data,
-        data_collator=collator(tokenizer), label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT)
+        data_collator=collator(tokenizer), label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
+        threshold_min_gain=settings.THRESHOLD_MIN_GAIN)
     modeling.quiet_progress(trainer)
     started = time.time()
     try:
@@ -100,6 +104,9 @@ def run_record(settings, state, best: dict, seconds: float, n_train: int, n_val:
         "base_model": str(runtime.model_dir(settings).resolve()),
         "holdout_accuracy": best["eval_accuracy"],
         "holdout_mcc": best["eval_mcc"],
+        "decision_threshold": best["eval_threshold"],   # predict answers 1 where label 1's margin is above it
+        "tuned_holdout_accuracy": best["eval_tuned_accuracy"],
+        "tuned_holdout_mcc": best["eval_tuned_mcc"],
         "holdout_size": n_val,
         "training_examples": n_train,
         "steps": state.global_step,

@@ -95,13 +95,13 @@ def training_argument_names(kwargs: Dict) -> Dict:
     """TrainingArguments' keyword arguments under the names this transformers uses."""
     fields = transformers.TrainingArguments.__dataclass_fields__
     kwargs = dict(kwargs)
-    if not transformers_at_least("4.41"):   # 4.41 renamed evaluation_strategy to eval_strategy
+    if "eval_strategy" in kwargs and not transformers_at_least("4.41"):   # 4.41 renamed evaluation_strategy
         kwargs["evaluation_strategy"] = kwargs.pop("eval_strategy")
-    if "train_sampling_strategy" in fields:   # 5.0 replaced group_by_length=True with a sampling strategy
+    if "group_by_length" in kwargs and "train_sampling_strategy" in fields:   # 5.0 replaced group_by_length=True with a sampling strategy
         kwargs["train_sampling_strategy"] = "group_by_length" if kwargs.pop("group_by_length") else "random"
     for old, new in (("gradient_checkpointing", "activation_checkpointing"),   # renamed in 5.x, old names warn
                      ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
-        if new in fields:
+        if old in kwargs and new in fields:
             kwargs[new] = kwargs.pop(old)
     return kwargs
 

@@ -106,6 +106,8 @@ def test_bf16_training_records_the_holdout_accuracy_predict_reproduces(tmp_path,
     record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
     val = run_script("predict.py", *where, "--split", "val").stdout
     assert f"= {100 * record['holdout_accuracy']:.2f} %" in val, (record["holdout_accuracy"], val[-600:])
+    final = val[val.index("predict: holdout"):]   # the decision predict answers with: the threshold applied
+    assert f"= {100 * record['tuned_holdout_accuracy']:.2f} %" in final, (record["tuned_holdout_accuracy"], final)
 
 
 def test_the_gpu_check_dry_runs_on_a_cpu():

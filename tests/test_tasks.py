@@ -199,3 +199,16 @@ def test_task_named_unknown_without_a_close_name():
     with pytest.raises(ValueError) as error:
         task_named("imagenet")
     assert "Did you mean" not in str(error.value) and "use one of CoLA, QQP, SST-2" in str(error.value)
+
+
+def test_tuned_threshold_corrects_a_bias_and_stays_at_zero_without_one():
+    from tasks import decisions, tuned_threshold
+    gold = ["0"] * 50 + ["1"] * 50
+    # Ranks every row right, but prefers 1 too readily (as the untrained model does): 1 from the 4th row on.
+    margins = [(m - 3.0) / 10 for m in range(100)]
+    threshold = tuned_threshold(margins, gold, min_gain=0.01)
+    assert decisions(margins, threshold) == gold and 4.6 < threshold < 4.7
+    unbiased = [m - 49.5 for m in range(100)]
+    assert tuned_threshold(unbiased, gold, min_gain=0.01) == 0.0   # already right at 0: nothing to gain
+    assert tuned_threshold(margins, gold, min_gain=0.5) == 0.0     # a gain below min_gain is not taken
+    assert decisions([0.0, 0.1, -0.1]) == ["0", "1", "0"]          # a tie answers 0, as the argmax does

@@ -43,7 +43,7 @@ from tasks import LABELS, label_words, metrics  # noqa: E402
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QQP_DEV_ROWS = 1000
 COLUMNS = ["task", "row", "model", "overrides", "n_train", "n_holdout", "majority", "untrained_acc", "untrained_mcc",
-           "holdout_acc", "holdout_mcc", "predict_val_acc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
+           "holdout_acc", "holdout_mcc", "threshold", "tuned_holdout_acc", "predict_val_acc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
            "invalid_generate", "precision", "stack"]
 
 
@@ -153,7 +153,7 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     run("train.py", where + overrides, log)
     record = json.loads((runtime.adapter_dir(settings, task) / "run_record.json").read_text(encoding="utf-8"))
     scored_again = run("predict.py", where + overrides + ["--split", "val"], log)
-    predict_val = re.search(r"= ([\d.]+) %", scored_again)
+    predict_val = re.search(r"predict: holdout .*?= ([\d.]+) %", scored_again)
     started = time.time()
     run("predict.py", where + overrides, log)
     per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
@@ -169,6 +169,8 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
             "n_holdout": len(holdout), "majority": f"{majority:.4f}", "untrained_acc": f"{untrained['accuracy']:.4f}",
             "untrained_mcc": f"{untrained['mcc']:.3f}", "holdout_acc": f"{record['holdout_accuracy']:.4f}",
             "holdout_mcc": f"{record['holdout_mcc']:.3f}",
+            "threshold": f"{record.get('decision_threshold', 0):.3f}",
+            "tuned_holdout_acc": f"{record.get('tuned_holdout_accuracy', record['holdout_accuracy']):.4f}",
             "predict_val_acc": f"{float(predict_val.group(1)) / 100:.4f}" if predict_val else "", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
             "dev_mcc": f"{dev['mcc']:.3f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
             "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION,
