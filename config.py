@@ -54,6 +54,10 @@ EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch; the best adapter
 THRESHOLD_MIN_GAIN = 0.01  # predict answers 1 where label 1's logit beats label 0's by more than a threshold set on
                            # the holdout, if that gains this share of holdout accuracy over 0 (else 0: the likelier
                            # label); 1 = never move it
+COLLAPSE_MCC = 0.1         # a run whose best holdout MCC stays below this has collapsed (one label for everything)
+RESTARTS = 2               # then start again, at most this often, with the next seed and a lower learning rate
+RESTART_LR_FACTOR = 0.5    #   (each restart multiplies LEARNING_RATE by this); the best run is kept
+TRAIN_BUDGET_MINUTES = 60  # no restart that would end after this many minutes of train.py
 LOGGING_STEPS = 10
 RESUME = False             # continue from the last checkpoint in CHECKPOINT_DIR instead of starting over
 

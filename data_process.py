@@ -331,7 +331,7 @@ def process(task: Task, folder: Path, settings) -> None:
     # A text that is in the holdout never goes to training, whichever of its copies was drawn: else the holdout
     # would score rows the model has seen, and train.py would keep its best checkpoint by them.
     held = {tuple(row.texts) for row in holdout}
-    rest = [row for row in train_rows if tuple(row.texts) not in held and row not in holdout]
+    rest = [row for row in train_rows if tuple(row.texts) not in held]
     repeated = len(train_rows) - len({tuple(row.texts) for row in train_rows})
     if repeated:
         print(f"  note: {repeated} rows repeat the text of an earlier row; no text is in both the holdout and training")

@@ -1,4 +1,4 @@
-"""The one place that loads models and turns prompts into answers; used by train, predict and the tools.
+"""What train, predict and the lab share: loading the model and adapter, prompts as token ids, and label scoring.
 
 Written for both the exam's stack (torch 2.0.0, transformers 4.38.1, peft 0.10) and today's releases; where they
 differ, versions.py says how.
@@ -6,7 +6,6 @@ differ, versions.py says how.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from pathlib import Path
@@ -21,13 +20,12 @@ import warnings
 
 import torch
 import transformers
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import runtime
 import versions
 from runtime import UserError
-from tasks import LABELS, build_prompt, decisions, metrics, prompt_parts, read_label, tuned_threshold
+from tasks import LABELS, build_prompt, decisions, prompt_parts, read_label
 
 # peft asks the hub whether the base model's vocabulary changed each time it saves; offline it cannot, warns,
 # and rightly assumes it did not (LoRA never touches the vocabulary). Nothing for the user to do: keep it quiet.
@@ -38,8 +36,6 @@ warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprec
 
 def choose_dtype(precision: str) -> torch.dtype:
     """bf16 where the GPU supports it, else fp32. Never fp16: Gemma's activations overflow it (NaN losses)."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise UserError(f"PRECISION={precision!r}: use auto, bf16 or fp32 (fp16 overflows in Gemma).")
     if precision == "auto":
         has_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if has_bf16 else torch.float32
@@ -363,42 +359,6 @@ def label_scores(model, hidden: torch.Tensor, label_ids: List[int]) -> torch.Ten
     return scores
 
 
-def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The usual causal-LM loss when only the answer carries labels, paying for the output layer there alone.
-
-    The same number as model(labels=labels).loss (mean cross-entropy over the labelled next tokens), and the same
-    gradients. Also returns each row's hidden state at its first labelled position, where the label is predicted.
-    """
-    targets = labels[:, 1:]
-    positions = torch.zeros_like(labels, dtype=torch.bool)
-    positions[:, :-1] = targets != -100
-    with output_layer_only_at(model, positions) as kept:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0].float()
-    loss = torch.nn.functional.cross_entropy(logits, targets[targets != -100])
-    per_row = positions.sum(dim=1)
-    first = torch.cumsum(per_row, dim=0) - per_row        # index of each row's first chosen position in logits
-    return loss, kept[-1][first]
-
-
-def prompt_weighted_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                         prompt_weight: float) -> torch.Tensor:
-    """The causal-LM loss over every labelled next token, a prompt token counting prompt_weight of an answer token.
-
-    The answer is each row's last ANSWER_LENGTH labelled tokens (the label and EOS: encode_example puts them last
-    and never cuts them). prompt_weight 1 is the model's own loss, every token alike (alpaca-lora's train_on_inputs); the
-    output layer runs at every position, so a step costs what the full forward costs.
-    """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    targets = labels[:, 1:]
-    labelled = targets != -100
-    from_end = labelled.flip(1).cumsum(1).flip(1)            # labelled tokens at or after each position
-    weights = torch.where(from_end <= ANSWER_LENGTH, 1.0, prompt_weight) * labelled
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.masked_fill(~labelled, 0),
-                                               reduction="none")
-    return (losses * weights).sum() / weights.sum()
-
-
 def score_labels(model, prompts: Sequence[List[int]], label_ids: List[int], pad_id: int,
                  batch_size: int = 1) -> List[str]:
     """The likelier label after each prompt: the body over the prompt, the output layer at its last position only."""
@@ -459,8 +419,6 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     """
     from tqdm.auto import tqdm
 
-    if decode not in ("labels", "generate"):
-        raise UserError(f"DECODE={decode!r}: use labels or generate.")
     room = max_length - ANSWER_LENGTH                     # the label and EOS come after the prompt in training
     encoded = [encode_prompt(tokenizer, e["instruction"], e["input"], room) for e in examples]
     prompts = [ids for ids, _ in encoded]
@@ -497,112 +455,3 @@ def contiguous_output_layer_input(model) -> Iterator[None]:
         yield
     finally:
         handle.remove()
-
-
-# --- training: what train.py and the lab hand to the Hugging Face Trainer ------------------------------
-
-def training_arguments(**kwargs) -> TrainingArguments:
-    """TrainingArguments under the names this transformers uses (versions.training_argument_names)."""
-    kwargs = versions.training_argument_names(kwargs)
-    if not torch.cuda.is_available():
-        kwargs["use_cpu"] = True   # bf16 autocast on a CPU is refused unless the Trainer is told it is on one
-    return TrainingArguments(**kwargs)
-
-
-def holdout_metrics(prediction, min_gain: float) -> dict:
-    """Holdout accuracy and MCC from what HoldoutTrainer.compute_loss hands the evaluation loop; the margin threshold
-    tuned on it (tasks.tuned_threshold) with the accuracy and MCC it gives; and `choice`, by which the best
-    checkpoint is kept: the accuracy, less 1 for a checkpoint that gives one label to every row.
-
-    On an imbalanced task (CoLA: 70 % acceptable) always answering 1 can tie or beat an early checkpoint that reads
-    the sentences; it learnt only the label shares, so any checkpoint that tells the labels apart ranks above it.
-    """
-    scores, gold = prediction.predictions
-    gold_labels = [LABELS[i] if i >= 0 else None for i in gold.tolist()]
-    margins = (scores[:, 1] - scores[:, 0]).tolist()
-    predicted = decisions(margins)
-    plain = metrics(gold_labels, predicted)
-    threshold = tuned_threshold(margins, gold_labels, min_gain)
-    tuned = metrics(gold_labels, decisions(margins, threshold))
-    collapsed = len(set(predicted)) == 1
-    return {"accuracy": plain["accuracy"], "mcc": plain["mcc"], "choice": plain["accuracy"] - (1.0 if collapsed else 0.0),
-            "threshold": threshold, "tuned_accuracy": tuned["accuracy"], "tuned_mcc": tuned["mcc"]}
-
-
-class HoldoutTrainer(Trainer):
-    """The Trainer with the loss where PROMPT_LOSS_WEIGHT puts it, and evaluation by holdout accuracy.
-
-    Training: with PROMPT_LOSS_WEIGHT 0 the output layer runs only where the loss is (answer_only_loss); above 0
-    it runs everywhere (prompt_weighted_loss). Evaluation runs through the Trainer's own loop (sharded and
-    gathered under torchrun): the eval loss on the answer, and each holdout row's label read exactly as predict.py
-    reads it (the likelier label token at the position the label follows), so the best checkpoint is the one
-    predict will score best with.
-    """
-
-    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, threshold_min_gain: float, **kwargs):
-        super().__init__(*args, compute_metrics=functools.partial(holdout_metrics, min_gain=threshold_min_gain), **kwargs)
-        self.label_ids = label_ids
-        self.prompt_loss_weight = prompt_loss_weight
-        # transformers >= 4.46 asks whether compute_loss already divided by the accumulation steps: ours is the mean
-        # over this micro-batch, so the Trainer must divide (as the older releases always do).
-        self.loss_is_scaled_for_ga = False
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.prompt_loss_weight > 0 and model.training:
-            return prompt_weighted_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
-                                        self.prompt_loss_weight)
-        labels = inputs["labels"]
-        loss, hidden = answer_only_loss(model, inputs["input_ids"], inputs["attention_mask"], labels)
-        if not return_outputs:
-            return loss
-        label_ids = torch.tensor(self.label_ids, device=labels.device)
-        targets = labels[:, 1:]
-        first_target = targets.gather(1, (targets != -100).int().argmax(dim=1, keepdim=True))     # the gold label token
-        matches = first_target == label_ids
-        gold = torch.where(matches.any(dim=1), matches.int().argmax(dim=1), torch.full_like(label_ids[:1], -1))
-        return loss, {"label_scores": label_scores(model, hidden, self.label_ids), "gold": gold}
-
-
-class ProgressLines(TrainerCallback):
-    """One progress bar over the optimiser steps, and the loss and holdout scores as short lines above it
-    (instead of the Trainer's raw dicts and a second bar for every evaluation)."""
-
-    bar = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step")
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        where = f"step {state.global_step}/{state.max_steps}" if self.bar is not None else "best checkpoint:"
-        if "eval_accuracy" in logs:
-            line = (f"{where}  holdout accuracy {logs['eval_accuracy']:.4f}  MCC {logs['eval_mcc']:.3f}  "
-                    f"answer loss {logs['eval_loss']:.4f}")
-            if logs["eval_threshold"] != 0:
-                line += (f"  (threshold {logs['eval_threshold']:+.3f}: {logs['eval_tuned_accuracy']:.4f}, "
-                         f"MCC {logs['eval_tuned_mcc']:.3f})")
-        elif "loss" in logs:
-            line = f"{where}  loss {logs['loss']:.4f}  learning rate {logs.get('learning_rate', 0):.2e}"
-        else:
-            return   # the closing summary: train.py says what it did in its own last line
-        (self.bar.write if self.bar is not None else print)(line)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def quiet_progress(trainer: Trainer) -> None:
-    """Replace the Trainer's own progress output (bars and printed dicts) with ProgressLines."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(ProgressLines())

@@ -101,7 +101,53 @@ def load_settings(argv: Optional[List[str]] = None, doc: str = "") -> SimpleName
         label_words(settings["LABEL_WORDS"])
     except ValueError as e:
         raise UserError(f"{e} Set it in config.py for every script, so that they agree.") from None
+    check_settings(settings)
     return SimpleNamespace(OVERRIDDEN=overridden, **settings)
+
+
+# Every setting with a limit: what a valid value is, checked before any file is read or any model loaded.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau")   # what both the exam's transformers 4.38.1 and today's know
+RULES = {
+    "HOLDOUT_SIZE": (lambda v: v >= 0, "0 or more, e.g. 400"),
+    "MAX_BAD_SHARE": (lambda v: 0 <= v <= 1, "a share from 0 to 1, e.g. 0.05"),
+    "SEED": (lambda v: 0 <= v < 2 ** 32, "a whole number from 0 to 4294967295, e.g. 42"),
+    "PRECISION": (lambda v: v in ("auto", "bf16", "fp32"), "auto, bf16 or fp32 (fp16 overflows in Gemma)"),
+    "LORA_R": (lambda v: v >= 1, "a rank of 1 or more, e.g. 16"),
+    "LORA_ALPHA": (lambda v: v > 0, "a positive number, e.g. 32"),
+    "LORA_DROPOUT": (lambda v: 0 <= v < 1, "a share from 0 to below 1, e.g. 0.05"),
+    "LORA_TARGETS": (lambda v: bool([t for t in v.split(",") if t.strip()]), "module names, e.g. q_proj,v_proj"),
+    "EPOCHS": (lambda v: v >= 0, "0 or more, e.g. 2 (0 only with MAX_STEPS above 0)"),
+    "LEARNING_RATE": (lambda v: 0 < v < 1, "a positive number below 1, e.g. 2e-4"),
+    "BATCH_SIZE": (lambda v: v >= 1, "1 or more, e.g. 8"),
+    "GRAD_ACCUM": (lambda v: v >= 1, "1 or more, e.g. 2"),
+    "WARMUP_RATIO": (lambda v: 0 <= v <= 1, "a share from 0 to 1, e.g. 0.05"),
+    "WEIGHT_DECAY": (lambda v: v >= 0, "0 or more, e.g. 0.0"),
+    "LR_SCHEDULER": (lambda v: v in SCHEDULERS, "one of " + ", ".join(SCHEDULERS)),
+    "MAX_LENGTH": (lambda v: v >= 16, "16 tokens or more, e.g. 256"),
+    "PROMPT_LOSS_WEIGHT": (lambda v: 0 <= v <= 1, "from 0 (the answer only) to 1 (every token alike), e.g. 0.1"),
+    "EVALS_PER_EPOCH": (lambda v: v >= 1, "1 or more, e.g. 4"),
+    "THRESHOLD_MIN_GAIN": (lambda v: 0 <= v <= 1, "a share of the holdout from 0 to 1, e.g. 0.01"),
+    "COLLAPSE_MCC": (lambda v: -1 <= v <= 1.01, "an MCC from -1 to 1, e.g. 0.1"),
+    "RESTARTS": (lambda v: v >= 0, "0 or more, e.g. 2"),
+    "RESTART_LR_FACTOR": (lambda v: 0 < v <= 1, "above 0 and at most 1, e.g. 0.5"),
+    "TRAIN_BUDGET_MINUTES": (lambda v: v >= 0, "0 or more minutes, e.g. 60"),
+    "LOGGING_STEPS": (lambda v: v >= 1, "1 or more, e.g. 10"),
+    "PREDICT_COUNT": (lambda v: v >= 1, "1 or more, e.g. 150"),
+    "SPLIT": (lambda v: v in ("dev", "val"), "dev (write the result file) or val (score the holdout)"),
+    "DECODE": (lambda v: v in ("labels", "generate"), "labels or generate"),
+    "MAX_NEW_TOKENS": (lambda v: v >= 1, "1 or more, e.g. 5"),
+}
+
+
+def check_settings(settings: dict) -> None:
+    """Refuse a setting out of its range, or settings that cannot work together, in one paragraph each."""
+    for name, (valid, what) in RULES.items():
+        if name in settings and not valid(settings[name]):
+            raise UserError(f"{name}={settings[name]!r} cannot work: use {what} (config.py, or --{name.lower()} VALUE).")
+    if settings.get("EPOCHS") == 0 and settings.get("MAX_STEPS", 0) <= 0:
+        raise UserError("EPOCHS=0 with MAX_STEPS -1 trains nothing: give EPOCHS 1 or more (--epochs 2), or a number of "
+                        "optimiser steps (--max_steps 500).")
 
 
 # --- paths ------------------------------------------------------------------------------------------

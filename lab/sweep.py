@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 import shutil
 import statistics
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List
@@ -404,18 +404,17 @@ def run_fewshot(settings, task, sample, data) -> dict:
     return dict(result, train_seconds=0, steps=0, batch="", epochs=0)
 
 
-def lora_schedule(settings, n_examples: int) -> dict:
-    """MAX_STEPS and EVALS_PER_EPOCH of a LoRA cell: train.py's own, except that a tiny sample trains MIN_STEPS steps
+def lora_schedule(settings, n_examples: int) -> tuple:
+    """(max_steps, eval_every) of a LoRA cell: train.py's own, except that a tiny sample trains MIN_STEPS steps
     (more epochs rather than 2 optimiser steps) with as many holdout checks in all as EPOCHS epochs would have; 16
     examples are one step an epoch, and EVALS_PER_EPOCH checks of each of 100 epochs would check (and save a
     checkpoint) after every step."""
     import train
-    steps_per_epoch = train.plan_steps(settings, n_examples).steps_per_epoch
-    if settings.MAX_STEPS > 0 or steps_per_epoch * settings.EPOCHS >= settings.MIN_STEPS:
-        return {"MAX_STEPS": settings.MAX_STEPS, "EVALS_PER_EPOCH": settings.EVALS_PER_EPOCH}
+    plan = train.plan_steps(settings, n_examples)
+    if settings.MAX_STEPS > 0 or plan.total_steps >= settings.MIN_STEPS:
+        return plan.max_steps, plan.eval_every
     checks = max(1, settings.EVALS_PER_EPOCH) * settings.EPOCHS
-    return {"MAX_STEPS": settings.MIN_STEPS,
-            "EVALS_PER_EPOCH": Fraction(checks * steps_per_epoch, settings.MIN_STEPS)}   # exact: train.py takes a ceil
+    return settings.MIN_STEPS, math.ceil(settings.MIN_STEPS / checks)
 
 
 def run_lora(settings, task, sample, data) -> dict:
@@ -424,17 +423,17 @@ def run_lora(settings, task, sample, data) -> dict:
     import train
     seed = settings.SEED_OF_CELL
     cell = runtime.project_path(settings.LAB_DIR) / "cells" / task.name / f"lora-{len(sample)}-seed{seed}"
-    cell_settings = SimpleNamespace(**dict(vars(settings), **lora_schedule(settings, len(sample)), SEED=seed,
-                                           RESUME=False, SAVED_MODEL_DIR=str(cell / "saved_model")))
-    print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {cell_settings.MAX_STEPS})")
-    record = train.train_adapter(cell_settings, examples_of(settings, task, sample), examples_of(settings, task, data.selection),
+    max_steps, eval_every = lora_schedule(settings, len(sample))
+    print(f"lora: training into {runtime.shown(cell)} (seed {seed}, max_steps {max_steps})")
+    record = train.train_adapter(settings, examples_of(settings, task, sample), examples_of(settings, task, data.selection),
                                  adapter_dir=cell / "saved_model" / task.name, checkpoint_dir=cell / "checkpoints",
-                                 data_sha256={})
+                                 data_sha256={}, seed=seed, max_steps=max_steps, eval_every=eval_every)
     shutil.rmtree(cell / "checkpoints", ignore_errors=True)   # the adapter stays; optimiser states would fill the disk
     release_memory()
 
     model, tokenizer = modeling.load_base_model(settings)
-    model = modeling.load_adapter(model, cell_settings, task.name)
+    model = modeling.load_adapter(model, SimpleNamespace(**dict(vars(settings), SAVED_MODEL_DIR=str(cell / "saved_model"))),
+                                  task.name)
     scored, invalid = llm_answers(settings, model, tokenizer, examples_of(settings, task, data.eval), "lora")
     del model
     release_memory()

@@ -39,9 +39,9 @@ def test_name_value_forms(argv):
 
 
 def test_several_overrides_and_negative_numbers():
-    settings = load_settings(["--max_steps", "-1", "--epochs=3", "--learning_rate", "-0.5", "--data_dir", "/x/y"])
-    assert (settings.MAX_STEPS, settings.EPOCHS, settings.LEARNING_RATE, settings.DATA_DIR) == (-1, 3, -0.5, "/x/y")
-    assert settings.OVERRIDDEN == {"MAX_STEPS", "EPOCHS", "LEARNING_RATE", "DATA_DIR"}
+    settings = load_settings(["--max_steps", "-1", "--epochs=3", "--max_samples", "-5", "--data_dir", "/x/y"])
+    assert (settings.MAX_STEPS, settings.EPOCHS, settings.MAX_SAMPLES, settings.DATA_DIR) == (-1, 3, -5, "/x/y")
+    assert settings.OVERRIDDEN == {"MAX_STEPS", "EPOCHS", "MAX_SAMPLES", "DATA_DIR"}
 
 
 def test_split_on_the_first_equals_sign_only():
@@ -69,8 +69,9 @@ def test_boolean_with_a_bad_value():
 
 
 def test_int_where_a_float_is_expected():
-    settings = load_settings(["--learning_rate", "1", "--lora_dropout=0"])
-    assert settings.LEARNING_RATE == 1.0 and type(settings.LEARNING_RATE) is float
+    settings = load_settings(["--lora_alpha", "1", "--lora_dropout=0"])
+    assert settings.LORA_ALPHA == 1 and load_settings(["--weight_decay", "1"]).WEIGHT_DECAY == 1.0
+    assert type(load_settings(["--weight_decay", "1"]).WEIGHT_DECAY) is float
     assert settings.LORA_DROPOUT == 0.0 and type(settings.LORA_DROPOUT) is float
     assert load_settings(["--learning_rate", "3e-5"]).LEARNING_RATE == 3e-5
 
@@ -202,3 +203,34 @@ def test_data_process_and_grade_run_where_torch_cannot_be_imported(tmp_path, syn
     graded = run_script("grade.py", *where, "--json", check=False)
     assert "torch" not in graded.stderr, graded.stderr[-2000:]
     assert json.loads(graded.stdout)["data_sets"][0]["pre_data"]["points"] == 10
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--learning_rate", "-1e-4"], "LEARNING_RATE=-0.0001 cannot work: use a positive number"),
+    (["--epochs", "0"], "EPOCHS=0 with MAX_STEPS -1 trains nothing"),
+    (["--lr_scheduler", "cosine_annealing"], "LR_SCHEDULER='cosine_annealing' cannot work: use one of linear, cosine"),
+    (["--logging_steps", "0"], "LOGGING_STEPS=0 cannot work"),
+    (["--seed", "-1"], "SEED=-1 cannot work"),
+    (["--max_new_tokens", "0"], "MAX_NEW_TOKENS=0 cannot work"),
+    (["--lora_r", "0"], "LORA_R=0 cannot work: use a rank of 1 or more"),
+    (["--predict_count", "0"], "PREDICT_COUNT=0 cannot work"),
+    (["--precision", "fp16"], "PRECISION='fp16' cannot work: use auto, bf16 or fp32"),
+    (["--split", "test"], "SPLIT='test' cannot work"),
+    (["--lora_dropout", "1"], "LORA_DROPOUT=1.0 cannot work"),
+    (["--restart_lr_factor", "0"], "RESTART_LR_FACTOR=0.0 cannot work"),
+])
+def test_every_setting_is_checked_before_any_work(argv, needle):
+    with pytest.raises(UserError) as refused:
+        load_settings(argv)
+    message = str(refused.value)
+    assert needle in message and "\n" not in message, message
+
+
+def test_a_refused_setting_leaves_a_good_result_file_alone(tmp_path, outputs):
+    """PREDICT_COUNT 0 used to replace a 150-line result file with an empty one; it now stops before any file."""
+    result = tmp_path / "questionB" / "result_CoLA.txt"
+    result.parent.mkdir(parents=True)
+    result.write_text("1\n" * 150)
+    refused = run_script("predict.py", *outputs, "--data_set", "CoLA", "--predict_count", "0", check=False)
+    assert refused.returncode == 2 and "PREDICT_COUNT=0 cannot work" in refused.stderr
+    assert result.read_text() == "1\n" * 150

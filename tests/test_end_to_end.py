@@ -77,3 +77,27 @@ def test_a_small_loss_weight_on_the_prompt_still_learns_the_answer(tmp_path, tin
     assert "a prompt token weighing 0.1 of an answer token" in trained.stdout
     record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
     assert record["holdout_accuracy"] >= 0.9, trained.stdout[-2000:]
+
+
+def test_a_collapsed_run_starts_again_with_the_next_seed_and_a_lower_learning_rate(tmp_path, tiny_gemma, synthetic_data,
+                                                                                   outputs):
+    """COLLAPSE_MCC above any reachable MCC makes every run count as collapsed: each stops at half its steps and the
+    next starts with seed + 1 and half the learning rate, RESTARTS times; the best run is kept and recorded."""
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma), "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "200", "--holdout_size", "40")
+    trained = run_script("train.py", *where, *TINY_TRAINING, "--max_steps", "8", "--evals_per_epoch", "2",
+                         "--collapse_mcc", "1.01", "--restarts", "2")
+    assert trained.stdout.count("holdout MCC has stayed below 1.01") == 2, trained.stdout[-3000:]
+    assert "starting again with seed 43 and learning rate 5.00e-03" in trained.stdout
+    assert "starting again with seed 44 and learning rate 2.50e-03" in trained.stdout
+    record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
+    runs = record["runs"]
+    assert [r["seed"] for r in runs] == [42, 43, 44] and [r["steps"] for r in runs] == [4, 4, 8]
+    kept = max(runs, key=lambda r: r["tuned_holdout_accuracy"])
+    assert record["seed"] == kept["seed"] and record["tuned_holdout_accuracy"] == kept["tuned_holdout_accuracy"]
+
+    # No time left for another run: the first is kept, and the output says why.
+    again = run_script("train.py", *where, *TINY_TRAINING, "--max_steps", "8", "--evals_per_epoch", "2",
+                       "--collapse_mcc", "1.01", "--train_budget_minutes", "0")
+    assert "another would not end within TRAIN_BUDGET_MINUTES=0" in again.stdout
+    assert len(json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())["runs"]) == 1

@@ -15,7 +15,7 @@ import runtime
 from conftest import ROOT, run_script
 
 # Small and quick: the test checks the plumbing and the table, not what the models learn.
-TINY_LAB = ["--learning_rate", "1e-2", "--batch_size", "16", "--grad_accum", "1", "--max_steps", "4",
+TINY_LAB = ["--restarts", "0", "--learning_rate", "1e-2", "--batch_size", "16", "--grad_accum", "1", "--max_steps", "4",
             "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0", "--warmup_ratio", "0",
             "--evals_per_epoch", "1", "--min_steps", "6", "--head_epochs", "1", "--max_new_tokens", "2"]
 
@@ -71,8 +71,8 @@ def test_lora_cells_train_min_steps_and_check_as_often_as_the_recipes_epochs(n_e
     import train
     from lab.sweep import lora_schedule
     settings = runtime.load_settings([])   # 2 epochs, 4 checks an epoch, effective batch 16, MIN_STEPS 100
-    cell = SimpleNamespace(**dict(vars(settings), **lora_schedule(settings, n_examples)))
-    plan = train.plan_steps(cell, n_examples)
+    max_steps, eval_every = lora_schedule(settings, n_examples)
+    plan = train.plan_steps(settings, n_examples, max_steps, eval_every)
     assert (plan.total_steps, plan.eval_every) == (steps, check_every)
 
 

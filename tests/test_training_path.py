@@ -56,9 +56,10 @@ def loss_and_grads(model, compute):
 
 def assert_same_loss_and_grads(model, batch):
     import modeling
+    import training
     full_loss, full_grads = loss_and_grads(model, lambda: model(**batch).loss)
     answer_loss, answer_grads = loss_and_grads(
-        model, lambda: modeling.answer_only_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
+        model, lambda: training.answer_only_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
     assert torch.allclose(answer_loss, full_loss, rtol=1e-5, atol=1e-6), (answer_loss, full_loss)
     for name, grad in full_grads.items():
         assert torch.allclose(answer_grads[name], grad, rtol=1e-4, atol=1e-7), name
@@ -97,6 +98,7 @@ def test_answer_only_loss_honours_final_logit_softcapping_and_lora_on_the_output
 
 def test_prompt_weighted_loss_is_the_full_forward_loss_at_weight_1_and_weighs_the_prompt_below(tiny_gemma):
     import modeling
+    import training
     from transformers import AutoModelForCausalLM
     tokenizer = modeling.load_tokenizer(tiny_gemma)
     model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny_gemma), local_files_only=True))
@@ -104,10 +106,10 @@ def test_prompt_weighted_loss_is_the_full_forward_loss_at_weight_1_and_weighs_th
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     with torch.no_grad():
         full = model(**batch).loss
-        assert torch.allclose(modeling.prompt_weighted_loss(model, ids, mask, labels, 1.0), full, rtol=1e-5)
-        answer = modeling.answer_only_loss(model, ids, mask, batch_of(tokenizer)["labels"])[0]
-        weighted = modeling.prompt_weighted_loss(model, ids, mask, labels, 0.1)
-        tiny = modeling.prompt_weighted_loss(model, ids, mask, labels, 1e-9)
+        assert torch.allclose(training.prompt_weighted_loss(model, ids, mask, labels, 1.0), full, rtol=1e-5)
+        answer = training.answer_only_loss(model, ids, mask, batch_of(tokenizer)["labels"])[0]
+        weighted = training.prompt_weighted_loss(model, ids, mask, labels, 0.1)
+        tiny = training.prompt_weighted_loss(model, ids, mask, labels, 1e-9)
     n_answer, n_prompt = 2 * len(EXAMPLES), int((labels[:, 1:] != -100).sum()) - 2 * len(EXAMPLES)
     prompt_mean = (full * (n_answer + n_prompt) - answer * n_answer) / n_prompt
     assert torch.allclose(weighted, (answer * n_answer + 0.1 * prompt_mean * n_prompt) / (n_answer + 0.1 * n_prompt),
@@ -118,9 +120,8 @@ def test_prompt_weighted_loss_is_the_full_forward_loss_at_weight_1_and_weighs_th
 def test_a_negative_prompt_loss_weight_is_refused_before_the_model_loads(tmp_path):
     import train
     from runtime import UserError, load_settings
-    settings = load_settings(["--prompt_loss_weight", "-0.5", "--model_path", str(tmp_path / "no-model")])
-    with pytest.raises(UserError, match="PROMPT_LOSS_WEIGHT=-0.5 is negative"):
-        train.train_adapter(settings, [], [], tmp_path / "adapter", tmp_path / "checkpoints", data_sha256={})
+    with pytest.raises(UserError, match="PROMPT_LOSS_WEIGHT=-0.5 cannot work: use from 0"):
+        load_settings(["--prompt_loss_weight", "-0.5", "--model_path", str(tmp_path / "no-model")])
 
 
 def test_label_scoring_is_the_full_forward_at_the_last_position(tiny_gemma):
@@ -197,11 +198,13 @@ def test_a_checkpoint_that_answers_one_label_everywhere_is_kept_last():
     from types import SimpleNamespace
 
     import modeling
+
+    import training
     gold = np.array([1] * 14 + [0] * 6)
     always_1 = np.tile([0.0, 1.0], (20, 1))
     reading = np.array([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 4 + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
-    collapsed = modeling.holdout_metrics(SimpleNamespace(predictions=(always_1, gold)), min_gain=0.01)
-    learned = modeling.holdout_metrics(SimpleNamespace(predictions=(reading, gold)), min_gain=0.01)
+    collapsed = training.holdout_metrics(SimpleNamespace(predictions=(always_1, gold)), min_gain=0.01)
+    learned = training.holdout_metrics(SimpleNamespace(predictions=(reading, gold)), min_gain=0.01)
     assert collapsed["accuracy"] == 0.70 and learned["accuracy"] == 0.65 and learned["mcc"] > 0
     assert learned["choice"] > collapsed["choice"]
     assert learned["choice"] == learned["accuracy"]          # otherwise the choice is the accuracy

@@ -434,7 +434,7 @@ def training_memory(shape: dict, batch: int, length: int, targets: list, r: int,
     """Peak GPU memory (bytes) of one training step of a Gemma with LoRA on transformers 4.38.1 / torch 2.0.
 
     answer_only: the loss on the answer alone (PROMPT_LOSS_WEIGHT 0): logits only at the label and EOS positions
-    of each row, and no KV cache (modeling.answer_only_loss passes use_cache=False)."""
+    of each row, and no KV cache (training.answer_only_loss passes use_cache=False)."""
     h, v, layers = shape["hidden_size"], shape["vocab_size"], shape["num_hidden_layers"]
     p = shape["max_position_embeddings"]
     kv = shape["num_key_value_heads"] * shape["head_dim"]
@@ -617,9 +617,10 @@ def step_examples(n: int) -> list:
 def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) -> dict:
     """CPU seconds of one optimiser step (GRAD_ACCUM micro-batches of BATCH_SIZE, as config.py says, LoRA as
     train.py builds it) by three paths: the full forward (logits at every position: the path before issue 8), the
-    answer-only loss (modeling.answer_only_loss: the default), and the transformer body alone (the floor)."""
+    answer-only loss (training.answer_only_loss: the default), and the transformer body alone (the floor)."""
     import torch
     import modeling
+    import training
     import train
 
     settings = runtime.load_settings(["--model_path", str(folder), "--precision", precision])
@@ -630,7 +631,8 @@ def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) ->
     encoded = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, False, label_ids) for e in examples]
     for e in encoded:
         e.pop("truncated")
-    collate = train.collator(tokenizer)
+    from transformers import DataCollatorForSeq2Seq
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     batches = [collate(encoded[i:i + settings.BATCH_SIZE]) for i in range(0, len(encoded), settings.BATCH_SIZE)]
     body = modeling.causal_lm_parts(model)[0]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -639,7 +641,7 @@ def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) ->
         return model(**b).loss
 
     def answer(b):
-        return modeling.answer_only_loss(model, b["input_ids"], b["attention_mask"], b["labels"])[0]
+        return training.answer_only_loss(model, b["input_ids"], b["attention_mask"], b["labels"])[0]
 
     def body_alone(b):
         return body(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).last_hidden_state.float().mean()
