@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import runtime
 from runtime import UserError
-from tasks import LABELS, TASKS, format_metrics, metrics, parse_label_file
+from tasks import LABELS, TASKS, format_metrics, metrics, parse_label_file, read_label, task_named
 
 EXPECTED_KEYS = {"instruction", "input", "output"}
 MAX_ADAPTER_BYTES = 2 * 1024 ** 3     # far above any LoRA of gemma-2b (~80 MB at r=16), far below a model copy (5 GB)
@@ -159,7 +159,8 @@ def check_adapter(settings, task_name: str) -> tuple:
 
 
 def find_answer_file(settings, task_name: str) -> Optional[Path]:
-    """ANSWER_FILE when given, else the one result_<ds>*.txt in ANSWER_DIR; two candidates are an error, never a
+    """ANSWER_FILE when given, else the one answer file for the task in ANSWER_DIR (result_<ds>*.txt, the data set
+    named in any spelling data_process accepts: result_sst2.txt is SST-2's); two candidates are an error, never a
     silent pick."""
     if settings.ANSWER_FILE:
         path = runtime.project_path(settings.ANSWER_FILE)
@@ -170,7 +171,7 @@ def find_answer_file(settings, task_name: str) -> Optional[Path]:
     folder = runtime.project_path(settings.ANSWER_DIR)
     if not folder.is_dir():
         return None
-    found = sorted(p for p in folder.glob(f"result_{task_name}*.txt") if p.is_file())
+    found = sorted(p for p in folder.glob("result_*.txt") if names_task(p.name, task_name))
     if len(found) > 1:
         raise UserError(f"{folder} holds {len(found)} answer files for {task_name}: {', '.join(p.name for p in found)}. "
                         f"Say which one to score: python grade.py --data_set {task_name} --answer_file "
@@ -178,11 +179,63 @@ def find_answer_file(settings, task_name: str) -> Optional[Path]:
     return found[0] if found else None
 
 
+def names_task(file_name: str, task_name: str) -> bool:
+    """Whether result_<name>[_anything].txt names the task: result_CoLA_64.txt, result_sst2.txt, result_SST-2.txt."""
+    name = file_name[len("result_"):-len(".txt")]
+    for end in [len(name)] + [i for i, c in enumerate(name) if c in "_."]:
+        try:
+            if task_named(name[:end]).name == task_name:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def read_labels(path: Path) -> tuple:
+    """(labels, layout, problems) of an answer or result file, or a UserError that says why it cannot be read."""
     try:
-        return parse_label_file(path.read_text(encoding="utf-8", errors="replace"))
+        data = path.read_bytes()
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e}") from None
+        raise UserError(runtime.file_system_message(e)) from None
+    if not data.strip():
+        raise UserError(f"{runtime.shown(path)} is empty: it holds no answers.")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\0" in data[:200]:
+        raise UserError(f"{runtime.shown(path)} is UTF-16 (or another encoding with zero bytes): save it as UTF-8, "
+                        f"one label a line.")
+    text = data.decode("utf-8", errors="replace")
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    if "," in first and "\t" not in first and len(first.split(",")) > 1 and all(
+            read_label(part) is not None or part.strip().isdigit() for part in first.split(",") if part.strip()):
+        raise UserError(f"{runtime.shown(path)} is comma-separated ({first[:40]!r}): write one label a line, or "
+                        f"index<TAB>label.")
+    return parse_label_file(text)
+
+
+def score_answers(settings, gold_file: tuple, result: tuple, answer_path: Path, result_path: Path,
+                  accuracy: dict) -> None:
+    """Fill `accuracy` with the score of the result file's labels against the answer file's, line by line."""
+    gold, _, gold_problems = gold_file
+    predicted, _, problems = result
+    if len(gold) > settings.PREDICT_COUNT:   # the exam asks for the first PREDICT_COUNT items: score those
+        accuracy["notes"] = [f"the answer file has {len(gold)} answers; scored over the first "
+                             f"{settings.PREDICT_COUNT} (PREDICT_COUNT), the items predict.py answers"]
+        gold = gold[:settings.PREDICT_COUNT]
+        gold_problems = [p for p in gold_problems if p.line <= settings.PREDICT_COUNT + 1]
+    if gold_problems:
+        accuracy["reasons"].append(f"answer file {answer_path.name}: " + "; ".join(map(str, gold_problems[:3])))
+    n = len(gold)
+    if len(predicted) != n:
+        accuracy["reasons"].append(
+            f"{runtime.shown(result_path)} has {len(predicted)} answers for {n} questions: "
+            f"{'missing ones count as wrong' if len(predicted) < n else 'the extra ones are ignored'}")
+    if problems:
+        accuracy["reasons"].append(f"{runtime.shown(result_path)}: {len(problems)} unreadable lines, e.g. {problems[0]}")
+    aligned = (predicted + [None] * n)[:n]
+    scored = [(g, p) for g, p in zip(gold, aligned) if g is not None]
+    m = metrics([g for g, _ in scored], [p for _, p in scored])
+    accuracy.update(points=70 * m["accuracy"], metrics=m, summary=format_metrics(m),
+                    mistakes=[{"item": i, "expected": g, "got": p} for i, (g, p) in enumerate(zip(gold, aligned))
+                              if g != p][:5])
 
 
 def grade_task(settings, task_name: str) -> dict:
@@ -200,28 +253,11 @@ def grade_task(settings, task_name: str) -> dict:
     elif not result_path.is_file():
         accuracy["reasons"].append(f"{runtime.shown(result_path)} is missing: run python predict.py")
     else:
-        gold, _, gold_problems = read_labels(answer_path)
-        if len(gold) > settings.PREDICT_COUNT:   # the exam asks for the first PREDICT_COUNT items: score those
-            accuracy["notes"] = [f"the answer file has {len(gold)} answers; scored over the first "
-                                 f"{settings.PREDICT_COUNT} (PREDICT_COUNT), the items predict.py answers"]
-            gold = gold[:settings.PREDICT_COUNT]
-            gold_problems = [p for p in gold_problems if int(p.split()[1].rstrip(":")) <= settings.PREDICT_COUNT + 1]
-        if gold_problems:
-            accuracy["reasons"].append(f"answer file {answer_path.name}: " + "; ".join(gold_problems[:3]))
-        predicted, _, problems = read_labels(result_path)
-        n = len(gold)
-        if len(predicted) != n:
-            accuracy["reasons"].append(
-                f"{runtime.shown(result_path)} has {len(predicted)} answers for {n} questions: "
-                f"{'missing ones count as wrong' if len(predicted) < n else 'the extra ones are ignored'}")
-        if problems:
-            accuracy["reasons"].append(f"{runtime.shown(result_path)}: {len(problems)} unreadable lines, e.g. {problems[0]}")
-        aligned = (predicted + [None] * n)[:n]
-        scored = [(g, p) for g, p in zip(gold, aligned) if g is not None]
-        m = metrics([g for g, _ in scored], [p for _, p in scored])
-        accuracy.update(points=70 * m["accuracy"], metrics=m, summary=format_metrics(m),
-                        mistakes=[{"item": i, "expected": g, "got": p} for i, (g, p) in enumerate(zip(gold, aligned))
-                                  if g != p][:5])
+        try:
+            score_answers(settings, read_labels(answer_path), read_labels(result_path), answer_path, result_path,
+                          accuracy)
+        except UserError as e:   # a file that holds no answers to read: 0 points, and why
+            accuracy["reasons"].append(str(e))
     report["accuracy"] = accuracy
     report["total"] = report["pre_data"]["points"] + report["adapter"]["points"] + accuracy["points"]
     return report
@@ -259,10 +295,23 @@ def main(settings) -> None:
             )
     reports = [grade_task(settings, name) for name in names]
     total = sum(r["total"] for r in reports) / len(reports)
+    left_out = [f"{name} has work here ({', '.join(work)}) but no answer file result_{name}*.txt in "
+                f"{runtime.shown(runtime.project_path(settings.ANSWER_DIR))}: it is not in the total"
+                for name in TASKS if name not in names for work in [work_for(settings, name)] if work]
     if settings.JSON:
-        print(json.dumps({"data_sets": reports, "total": total}, indent=1, ensure_ascii=False))
+        print(json.dumps({"data_sets": reports, "total": total, "left_out": left_out}, indent=1, ensure_ascii=False))
     else:
         print_report(reports, total)
+        for line in left_out:
+            print(f"note: {line}")
+
+
+def work_for(settings, task_name: str) -> List[str]:
+    """What of a task's work exists: its pre_data, adapter and result file."""
+    places = {"pre_data": runtime.pre_data_file(settings, task_name, "train"),
+              "adapter": runtime.adapter_dir(settings, task_name) / "adapter_config.json",
+              "result file": runtime.result_file(settings, task_name)}
+    return [what for what, path in places.items() if path.is_file()]
 
 
 if __name__ == "__main__":

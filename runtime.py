@@ -192,7 +192,7 @@ def shown(path: Path) -> str:
     """A path as short as it can be told: relative to the project when inside it."""
     try:
         return str(path.resolve().relative_to(ROOT))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):   # outside the project, or a link that loops
         return str(path)
 
 

@@ -10,7 +10,7 @@ import difflib
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 LABELS = ("0", "1")   # what the exam expects in result files; "0" and "1" are single Gemma tokens
 
@@ -118,9 +118,9 @@ def prompt_parts(instruction: str, input_text: str) -> tuple:
     return head.format(instruction=instruction), input_text, tail
 
 
-_WORDS_FOR = {
-    "1": ("1", "yes", "true", "acceptable", "duplicate", "positive", "correct"),
-    "0": ("0", "no", "false", "unacceptable", "not", "negative", "incorrect"),
+_WORDS_FOR = {   # 1.0 / 0.0: labels saved by pandas as floats, which data_process accepts in training files too
+    "1": ("1", "1.0", "yes", "true", "acceptable", "duplicate", "positive", "correct"),
+    "0": ("0", "0.0", "no", "false", "unacceptable", "not", "negative", "incorrect"),
 }
 
 
@@ -247,6 +247,15 @@ def is_obvious_header(line: str) -> bool:
     return bool(words) and all(w in HEADER_WORDS for w in words)
 
 
+class LabelProblem(NamedTuple):
+    """A line of a label file that could not be read as an answer: its number (from 1) and what is wrong."""
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"line {self.line} is blank" if self.text == "blank" else f"line {self.line}: {self.text}"
+
+
 def parse_label_file(text: str) -> tuple:
     """(labels, layout, problems) of a result or answer file.
 
@@ -258,7 +267,7 @@ def parse_label_file(text: str) -> tuple:
     while lines and not lines[-1].strip():
         lines.pop()
     header = None
-    if lines and is_obvious_header(lines[0]):
+    if lines and is_obvious_header(lines[0]) and read_label(lines[0].split()[-1]) is None:   # "acceptable" is an answer
         header = lines.pop(0)
     split_lines = [line.split() for line in lines]
     indexed = bool(split_lines) and all(len(p) == 2 and p[0].isdigit() for p in split_lines if p)
@@ -267,7 +276,7 @@ def parse_label_file(text: str) -> tuple:
     for number, parts in enumerate(split_lines, start=2 if header is not None else 1):
         label = read_label(parts[-1]) if parts else None
         if label is None:
-            problems.append(f"line {number}: {' '.join(parts)!r} is not a label" if parts else f"line {number} is blank")
+            problems.append(LabelProblem(number, f"{' '.join(parts)!r} is not a label" if parts else "blank"))
         labels.append(label)
     first_index = next((int(parts[0]) for parts in split_lines if parts), None) if indexed else None
     if indexed:   # answers are matched by position: an index out of order means a line is misplaced
@@ -275,7 +284,7 @@ def parse_label_file(text: str) -> tuple:
         for position, parts in enumerate(split_lines):
             if parts and int(parts[0]) != first_index + position - start:
                 number = position + (2 if header is not None else 1)
-                problems.append(f"line {number}: index {parts[0]} where {first_index + position - start} was expected "
-                                f"(answers are matched by line, not by index)")
+                problems.append(LabelProblem(number, f"index {parts[0]} where {first_index + position - start} was "
+                                                     f"expected (answers are matched by line, not by index)"))
                 break
     return labels, LabelFileLayout(header, first_index), problems

@@ -89,6 +89,9 @@ def test_not_a_label_is_reported_with_its_line(tmp_path, gold):
 def test_fewer_or_more_lines_are_reported(tmp_path, gold, count):
     lines = (gold * 2)[:count]
     accuracy = grade(tmp_path, "\n".join(lines) + ("\n" if lines else ""), plain(gold))
+    if count == 0:   # nothing to align: the file is refused with its cause
+        assert accuracy["points"] == 0 and any("is empty: it holds no answers" in r for r in accuracy["reasons"])
+        return
     assert accuracy["metrics"]["n"] == 150 and accuracy["metrics"]["correct"] == min(count, 150)
     what = "missing ones count as wrong" if count < 150 else "the extra ones are ignored"
     assert any(f"result_CoLA.txt has {count} answers for 150 questions: {what}" in r for r in accuracy["reasons"]), accuracy
@@ -123,3 +126,67 @@ def test_missing_result_or_answer_file_is_reported(tmp_path, gold):
     (tmp_path / "other").mkdir()
     accuracy = grade(tmp_path / "other", plain(gold), None)
     assert any("no answer file result_CoLA*.txt" in r for r in accuracy["reasons"]), accuracy
+
+
+@pytest.mark.parametrize("content, cause", [
+    ("", "is empty: it holds no answers"),
+    ("\n \n", "is empty: it holds no answers"),
+    ("1\n0\n".encode("utf-16"), "is UTF-16"),
+    ("0,1,1,0,1\n", "is comma-separated"),
+])
+def test_an_answer_file_that_cannot_be_read_says_why(tmp_path, gold, content, cause):
+    accuracy = grade(tmp_path, plain(gold), content)
+    assert accuracy["points"] == 0 and any(cause in r for r in accuracy["reasons"]), accuracy
+
+
+def test_a_first_answer_in_a_spelling_grade_accepts_is_not_taken_for_a_header(tmp_path, gold):
+    """'acceptable' is both a column name and an answer (1): as a first line it is the first answer."""
+    words = ["acceptable" if g == "1" else "unacceptable" for g in gold]
+    accuracy = grade(tmp_path, plain(words), plain(gold))
+    assert accuracy["metrics"]["correct"] == 150, accuracy
+
+
+def test_labels_data_process_accepts_are_read_by_grade_too(tmp_path, gold):
+    accuracy = grade(tmp_path, plain([g + ".0" for g in gold]), plain(gold))   # pandas' floats: 1.0 / 0.0
+    assert accuracy["metrics"]["correct"] == 150, accuracy
+
+
+def test_an_answer_file_named_in_another_spelling_is_found(tmp_path, gold):
+    """data_process accepts sst2 for SST-2; an answer file result_sst2.txt is SST-2's, not ignored."""
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "result_cola.txt").write_text(plain(gold))
+    result = tmp_path / "questionB" / "result_CoLA.txt"
+    result.parent.mkdir()
+    result.write_text(plain(gold))
+    report = json.loads(run("grade.py", "--json", "--answer_dir", str(answers), "--result_dir", str(result.parent),
+                            "--pre_data_dir", str(tmp_path / "pre_data"),
+                            "--saved_model_dir", str(tmp_path / "saved_model")).stdout)
+    assert [r["data_set"] for r in report["data_sets"]] == ["CoLA"]
+    assert report["data_sets"][0]["accuracy"]["metrics"]["correct"] == 150
+
+
+def test_a_data_set_with_work_but_no_answer_file_is_named_not_dropped_silently(tmp_path, gold):
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "result_CoLA.txt").write_text(plain(gold))
+    results = tmp_path / "questionB"
+    results.mkdir()
+    (results / "result_CoLA.txt").write_text(plain(gold))
+    (results / "result_QQP.txt").write_text(plain(gold))
+    out = run("grade.py", "--answer_dir", str(answers), "--result_dir", str(results),
+              "--pre_data_dir", str(tmp_path / "pre_data"), "--saved_model_dir", str(tmp_path / "saved_model")).stdout
+    assert "note: QQP has work here (result file) but no answer file result_QQP*.txt" in out, out
+
+
+def test_a_result_file_that_is_a_link_loop_is_reported_not_a_traceback(tmp_path, gold):
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "result_CoLA.txt").write_text(plain(gold))
+    results = tmp_path / "questionB"
+    results.mkdir()
+    (results / "result_CoLA.txt").symlink_to(results / "result_CoLA.txt")
+    done = run("grade.py", "--data_set", "CoLA", "--answer_dir", str(answers), "--result_dir", str(results),
+               "--pre_data_dir", str(tmp_path / "pre_data"), "--saved_model_dir", str(tmp_path / "saved_model"))
+    assert "Traceback" not in done.stderr and done.returncode in (0, 2), done.stderr
+    assert "result_CoLA.txt" in done.stdout + done.stderr

@@ -163,14 +163,15 @@ def test_label_file_words_and_space_separated_index():
 def test_label_file_blank_and_bad_lines_count_as_wrong_in_place():
     labels, layout, problems = parse_label_file("label\n1\n\n0\nmaybe\n1\n\n")
     assert labels == ["1", None, "0", None, "1"] and layout == LabelFileLayout(header="label")
-    assert problems == ["line 3 is blank", "line 5: 'maybe' is not a label"]
+    assert list(map(str, problems)) == ["line 3 is blank", "line 5: 'maybe' is not a label"]
+    assert [p.line for p in problems] == [3, 5]
     labels, layout, problems = parse_label_file("0\t1\n1\tmaybe\n2\t0\n")
-    assert labels == ["1", None, "0"] and layout.index_start == 0 and problems == ["line 2: '1 maybe' is not a label"]
+    assert labels == ["1", None, "0"] and layout.index_start == 0 and list(map(str, problems)) == ["line 2: '1 maybe' is not a label"]
 
 
 def test_label_file_index_with_leading_blank_line_keeps_its_index():
     labels, layout, problems = parse_label_file("\n0\t1\n1\t0\n")
-    assert labels == [None, "1", "0"] and layout.index_start == 0 and problems == ["line 1 is blank"]
+    assert labels == [None, "1", "0"] and layout.index_start == 0 and list(map(str, problems)) == ["line 1 is blank"]
 
 
 def test_empty_label_file():
