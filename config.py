@@ -64,7 +64,9 @@ RESUME = False             # continue from the last checkpoint in CHECKPOINT_DIR
 # --- prediction -----------------------------------------------------------------------------------
 PREDICT_COUNT = 150        # how many dev items to answer, from the top of the file
 SPLIT = "dev"              # dev: write questionB/result_<ds>.txt | val: score the labelled holdout
-DECODE = "labels"          # labels: pick the likelier label token (always a valid answer) | generate: free text
+DECODE = "labels"          # labels: compare the label tokens' scores (always a valid answer) | generate: free text
+DECISION = "tuned"         # labels mode: tuned = 1 where label 1's margin beats the threshold set on the holdout
+                           # (run_record.json) | plain = the likelier label token
 MAX_NEW_TOKENS = 5         # generate mode only
 
 # --- grading --------------------------------------------------------------------------------------

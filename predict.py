@@ -62,7 +62,7 @@ def main(settings) -> None:
 
     record = training_record(settings, task_name)
     check_answer_words(settings, record, task_name)
-    threshold = float(record.get("decision_threshold") or 0.0)
+    threshold = float(record.get("decision_threshold") or 0.0) if settings.DECISION == "tuned" else 0.0
     import modeling   # torch and transformers load here, after the cheap checks
 
     model, tokenizer = modeling.load_base_model(settings)

@@ -136,6 +136,7 @@ RULES = {
     "PREDICT_COUNT": (lambda v: v >= 1, "1 or more, e.g. 150"),
     "SPLIT": (lambda v: v in ("dev", "val"), "dev (write the result file) or val (score the holdout)"),
     "DECODE": (lambda v: v in ("labels", "generate"), "labels or generate"),
+    "DECISION": (lambda v: v in ("tuned", "plain"), "tuned (the holdout's threshold) or plain (the likelier label)"),
     "MAX_NEW_TOKENS": (lambda v: v >= 1, "1 or more, e.g. 5"),
 }
 

@@ -43,11 +43,16 @@ def gemma3_270m() -> object:
 
 @pytest.fixture
 def sst2_exam_folder(tmp_path, shared_data):
-    """SST-2 as the exam ships a task: <ds>_train.tsv with labels, <ds>_dev.tsv without (GLUE's test split)."""
+    """SST-2 as the exam ships a task, made through tools/get_glue.py as a user makes it: <ds>_train.tsv with labels,
+    <ds>_dev.tsv without (GLUE's dev sentences)."""
+    from tools.get_glue import main
+    assert main(["--from", str(shared_data), "--tasks", "SST-2", "--out", str(tmp_path / "glue")]) == 0
     folder = tmp_path / "data"
     folder.mkdir()
-    shutil.copy(shared_data / "SST-2" / "train.tsv", folder / "SST-2_train.tsv")
-    shutil.copy(shared_data / "SST-2" / "test.tsv", folder / "SST-2_dev.tsv")
+    shutil.copy(tmp_path / "glue" / "SST-2" / "train.tsv", folder / "SST-2_train.tsv")
+    dev = (tmp_path / "glue" / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    (folder / "SST-2_dev.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{line.split(chr(9))[0]}\n"
+                                                                       for i, line in enumerate(dev)), encoding="utf-8")
     return folder
 
 

@@ -1,14 +1,14 @@
-"""A real model through the four exam commands, on the real GLUE files in ../shared/data: measured accuracy.
+"""A real model through the four exam commands, on the real GLUE files in data/glue: measured accuracy.
 
     python tools/real_model.py                                   # CoLA, QQP, SST-2 with config.py's settings
     python tools/real_model.py --tasks CoLA --row lr-1e-3 --learning_rate 1e-3    # one ablation row
     python tools/real_model.py --model_path models/smollm2-135m --row smollm2 --tasks SST-2
 
-Needs a model folder (default models/gemma-3-270m: python tools/get_gemma3_270m.py) and the latest stack. For each
-task it lays the files out as the exam ships them, in OUT/<task>/data: <ds>_train.tsv (CoLA: the raw
-in_domain_train.tsv; QQP: the GLUE train rows of train_subset_noheader.tsv less its last 1000; SST-2: GLUE train.tsv)
-and <ds>_dev.tsv without labels (CoLA: in_domain_dev.tsv; QQP: those last 1000 rows; SST-2: GLUE dev.tsv), whose
-labels go to an answer file for grade.py. Then it runs, as a candidate does:
+Needs a model folder (default models/gemma-3-270m: python tools/get_gemma3_270m.py; Gemma 3 needs the latest stack), the GLUE
+files in data/glue (python tools/get_glue.py). For each task it lays the files out as the exam ships them, in
+OUT/<task>/data: <ds>_train.tsv (data/glue/<task>/train.tsv as it is) and <ds>_dev.tsv without labels (from
+data/glue/<task>/dev.tsv: CoLA's in-domain dev, SST-2's GLUE dev, for QQP the last 1000 rows of the train sample the
+local copy holds, or GLUE's dev), whose labels go to an answer file for grade.py. Then it runs, as a candidate does:
     python data_process.py     MAX_SAMPLES rows stratified + a HOLDOUT_SIZE holdout, never trained on
     python train.py            with every --name value given here
     python predict.py          the first PREDICT_COUNT dev items, one at a time (timed), label scoring
@@ -40,37 +40,36 @@ sys.path.insert(0, str(ROOT))
 import runtime  # noqa: E402
 from tasks import LABELS, label_words, metrics  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
-QQP_DEV_ROWS = 1000
+GLUE_DIR = ROOT / "data" / "glue"   # tools/get_glue.py writes it
 COLUMNS = ["task", "row", "model", "overrides", "n_train", "n_holdout", "majority", "untrained_acc", "untrained_mcc",
-           "holdout_acc", "holdout_mcc", "threshold", "tuned_holdout_acc", "predict_val_acc", "dev_n", "dev_acc", "dev_mcc", "steps", "train_min", "predict_s_per_item",
-           "invalid_generate", "precision", "stack"]
+           "holdout_acc", "holdout_mcc", "threshold", "tuned_holdout_acc", "predict_val_acc", "dev_n", "dev_acc",
+           "dev_mcc", "dev_acc_plain", "steps", "train_min", "predict_s_per_item", "invalid_generate", "precision",
+           "stack"]
 
 
 def lay_out(task: str, folder: Path) -> Path:
-    """OUT/<task>/data/<ds>_{train,dev}.tsv as the exam ships them, and OUT/<task>/answers/result_<ds>.txt."""
+    """OUT/<task>/data/<ds>_{train,dev}.tsv as the exam ships them (the dev file without labels), made from
+    data/glue/<task>/{train,dev}.tsv (tools/get_glue.py), and the dev labels as OUT/<task>/answers/result_<ds>.txt."""
     data, answers = folder / "data", folder / "answers"
     if (answers / f"result_{task}.txt").is_file():
         return data
+    source = GLUE_DIR / task
+    if not (source / "dev.tsv").is_file():
+        raise SystemExit(f"real_model: no GLUE files in {source}: run python tools/get_glue.py (online) or "
+                         f"python tools/get_glue.py --from YOUR_COPY first.")
     data.mkdir(parents=True, exist_ok=True)
     answers.mkdir(parents=True, exist_ok=True)
-    if task == "CoLA":
-        train = (SHARED_DATA / "CoLA" / "in_domain_train.tsv").read_text(encoding="utf-8")
-        dev = [line.split("\t") for line in (SHARED_DATA / "CoLA" / "in_domain_dev.tsv").read_text(encoding="utf-8").splitlines()]
+    dev = [line.split("\t") for line in (source / "dev.tsv").read_text(encoding="utf-8").splitlines() if line.strip()]
+    if task == "CoLA":   # the raw layout: no header; source, label, annotation, sentence
         dev_text = "index\tsentence\n" + "".join(f"{i}\t{row[3]}\n" for i, row in enumerate(dev))
         gold = [row[1] for row in dev]
-    elif task == "QQP":
-        lines = (SHARED_DATA / "QQP" / "train_subset_noheader.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
-        train = "".join(lines[:-QQP_DEV_ROWS])
-        dev = [line.rstrip("\n").split("\t") for line in lines[-QQP_DEV_ROWS:]]
-        dev_text = "id\tquestion1\tquestion2\n" + "".join(f"{row[0]}\t{row[3]}\t{row[4]}\n" for row in dev)
-        gold = [row[5] for row in dev]
-    else:
-        train = (SHARED_DATA / "SST-2" / "train.tsv").read_text(encoding="utf-8")
-        dev = [line.split("\t") for line in (SHARED_DATA / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
-        dev_text = "index\tsentence\n" + "".join(f"{i}\t{row[0]}\n" for i, row in enumerate(dev))
-        gold = [row[1] for row in dev]
-    (data / f"{task}_train.tsv").write_text(train, encoding="utf-8")
+    elif task == "QQP":  # id, qid1, qid2, question1, question2, is_duplicate
+        dev_text = "id\tquestion1\tquestion2\n" + "".join(f"{row[0]}\t{row[3]}\t{row[4]}\n" for row in dev[1:])
+        gold = [row[5] for row in dev[1:]]
+    else:                # sentence, label
+        dev_text = "index\tsentence\n" + "".join(f"{i}\t{row[0]}\n" for i, row in enumerate(dev[1:]))
+        gold = [row[1] for row in dev[1:]]
+    (data / f"{task}_train.tsv").write_text((source / "train.tsv").read_text(encoding="utf-8"), encoding="utf-8")
     (data / f"{task}_dev.tsv").write_text(dev_text, encoding="utf-8")
     (answers / f"result_{task}.txt").write_text("\n".join(gold) + "\n", encoding="utf-8")
     return data
@@ -159,6 +158,11 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
     grade = json.loads(run("grade.py", where + overrides + ["--json"], log))["data_sets"][0]
     dev = grade["accuracy"]["metrics"]
+    plain_dev = dev
+    if record.get("decision_threshold"):   # what the threshold set on the holdout is worth on the dev rows
+        plain = where + overrides + ["--decision", "plain", "--result_dir", str(folder / "plain")]
+        run("predict.py", plain, log)
+        plain_dev = json.loads(run("grade.py", plain + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
     invalid = ""
     if not any(r["invalid_generate"] for r in alike):
         generated = run("predict.py", where + overrides + ["--decode", "generate", "--result_dir",
@@ -172,7 +176,7 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
             "threshold": f"{record.get('decision_threshold', 0):.3f}",
             "tuned_holdout_acc": f"{record.get('tuned_holdout_accuracy', record['holdout_accuracy']):.4f}",
             "predict_val_acc": f"{float(predict_val.group(1)) / 100:.4f}" if predict_val else "", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
-            "dev_mcc": f"{dev['mcc']:.3f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
+            "dev_mcc": f"{dev['mcc']:.3f}", "dev_acc_plain": f"{plain_dev['accuracy']:.4f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
             "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION,
             "stack": stack_name()}
 
@@ -183,9 +187,6 @@ def main(argv=None) -> int:
     parser.add_argument("--row", default="defaults", help="name of this row of the table (one per set of overrides)")
     parser.add_argument("--out", type=Path, default=ROOT / "real_runs", help="folder for runs and the table")
     args, overrides = parser.parse_known_args(argv)
-    if not SHARED_DATA.is_dir():
-        print(f"real_model: no real GLUE files at {SHARED_DATA}", file=sys.stderr)
-        return 2
     if not any(o.startswith("--model_path") for o in overrides):
         overrides = ["--model_path", str(ROOT / "models" / "gemma-3-270m")] + overrides
     table = args.out / "real_model.csv"
