@@ -358,7 +358,7 @@ def process(task: Task, folder: Path, settings) -> None:
     }
     # All three files are written to a staging folder, then put in place together: after any failure the folder
     # holds every old file or every new one, never a new train file beside an old holdout.
-    final = runtime.pre_data_file(settings, task.name, "train").parent
+    final = runtime.through_links(runtime.pre_data_file(settings, task.name, "train").parent)
     staging = final.with_name(runtime.STAGING_PREFIX + task.name)
     try:
         for split, examples in outputs.items():

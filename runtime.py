@@ -207,8 +207,25 @@ TEMPORARY_SUFFIX = ".tmp"   # write_atomically's unfinished files, and the stagi
 STAGING_PREFIX = ".staging-"
 
 
+def through_links(path: Path) -> Path:
+    """Where a path really leads. An output behind a symbolic link is written where the link points, so the link,
+    and the file or folder it names, stay what the user made of them."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):   # Python < 3.13 raises RuntimeError on a loop
+        raise UserError(f"{path} is a symbolic link that leads back to itself: replace it with a real folder or "
+                        f"file (ls -l {path}).") from None
+
+
+def readable_by_all(path: Path) -> None:
+    """0644 for a file, 0755 for a folder and everything in it: the exam's grader reads them as another user."""
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(item, 0o755 if item.is_dir() else 0o644)
+
+
 def write_atomically(path: Path, data: str) -> None:
     """Write the whole text or nothing: a crash leaves the old file, never a half-written one."""
+    path = through_links(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
@@ -216,17 +233,11 @@ def write_atomically(path: Path, data: str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())   # an ordinary file (mkstemp makes it private to its owner)
+        os.chmod(tmp, 0o644)   # mkstemp makes it private to its owner; the grader reads it as another user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def remove_leftovers(folder: Path) -> int:
@@ -250,6 +261,8 @@ def replace_folder(new: Path, final: Path) -> None:
     """
     import errno
     import shutil
+    final = through_links(final)
+    readable_by_all(new)
     restore_folder(final)
     if final.exists() and not final.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "a file is where this folder belongs", str(final))

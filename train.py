@@ -72,6 +72,7 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     """
     refuse_data_parallel()
     first_seed = settings.SEED if seed is None else seed
+    adapter_dir = runtime.through_links(adapter_dir)   # saved_model/<ds> as a link: the adapter goes where it points
     staging = adapter_dir.with_name(adapter_dir.name + ".new")
     started, attempts, kept = time.time(), [], None
     for attempt in range(settings.RESTARTS + 1):

@@ -55,3 +55,15 @@ def test_a_complete_folder_is_not_built_again(tool, tmp_path, monkeypatch):
     (tmp_path / "model" / tool.MARKER).write_text('{"what": "a model"}')
     monkeypatch.setattr(tool, "convert", lambda *a: pytest.fail("converted again"))
     assert "already complete" in tool.build("gemma3-270m", tmp_path / "model")
+
+
+def test_an_existing_folder_it_did_not_make_is_left_alone(tmp_path):
+    """`get_gemma3_270m.py ~/models` must not delete what ~/models holds: only a new or empty folder is filled."""
+    mine = tmp_path / "models"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "get_gemma3_270m.py"), str(mine)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is not a model folder this tool made" in done.stderr and str(mine / "gemma-3-270m") in done.stderr
+    assert (mine / "notes.txt").read_text() == "mine" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
