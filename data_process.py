@@ -363,6 +363,10 @@ def process(task: Task, folder: Path, settings) -> None:
     try:
         for split, examples in outputs.items():
             runtime.write_json(staging / runtime.pre_data_file(settings, task.name, split).name, examples)
+        runtime.write_json(staging / runtime.SOURCE_RECORD, {
+            "train_tsv": str(train_path.resolve()), "train_sha256": runtime.sha256_of(train_path),
+            "dev_tsv": str(dev_path.resolve()), "dev_sha256": runtime.sha256_of(dev_path),
+            "instruction": instruction, "label_words": settings.LABEL_WORDS})
         runtime.replace_folder(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)   # gone already when it was put in place

@@ -13,8 +13,10 @@ Needs only Python: it reads safetensors headers itself instead of importing torc
 """
 from __future__ import annotations
 
+import array
 import json
 import struct
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -92,6 +94,30 @@ def lora_b_all_zero(path: Path, header: dict) -> bool:
     return True
 
 
+# The mask of the exponent bits in each float's high 16 bits; all of them set is NaN or infinity.
+EXPONENT_MASKS = {"F32": 0x7F80, "BF16": 0x7F80, "F16": 0x7C00}
+
+
+def non_finite_tensors(path: Path, header: dict) -> List[str]:
+    """Names of the LoRA tensors that hold NaN or infinity (a training run that diverged), read by bit pattern."""
+    found = []
+    with open(path, "rb") as f:
+        for name, tensor in header.items():
+            mask = EXPONENT_MASKS.get(tensor.get("dtype")) if "lora_" in name else None
+            if mask is None:
+                continue
+            start, end = tensor["data_offsets"]
+            f.seek(header["__data_start__"] + start)
+            halves = array.array("H")
+            halves.frombytes(f.read(end - start))
+            if sys.byteorder == "big":
+                halves.byteswap()
+            high = halves[1::2] if tensor["dtype"] == "F32" else halves
+            if any(h & mask == mask for h in high):
+                found.append(name)
+    return found
+
+
 def check_adapter(settings, task_name: str) -> tuple:
     """(reasons the adapter would lose its 20 points, notes that cost nothing)."""
     folder = runtime.adapter_dir(settings, task_name)
@@ -153,6 +179,10 @@ def check_adapter(settings, task_name: str) -> tuple:
         if bad_shape:
             reasons.append(f"{len(bad_shape)} LoRA tensors do not have rank r = {r} (e.g. {bad_shape[0]} "
                            f"{header[bad_shape[0]]['shape']})")
+    broken = [] if reasons else non_finite_tensors(weights, header)
+    if broken:
+        reasons.append(f"{len(broken)} LoRA tensors hold NaN or infinite numbers (e.g. {broken[0]}): the training "
+                       f"diverged, and predict refuses this adapter")
     if not reasons and lora_b_all_zero(weights, header):
         notes.append("every lora_B is zero: this adapter is untrained (it changes nothing)")
     return reasons, notes

@@ -193,7 +193,7 @@ def load_adapter(model, settings: SimpleNamespace, task_name: str):
                 f"{task_name} (python train.py --data_set {task_name}) or predict with --data_set {trained_on}."
             )
     try:
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=False, config=known_lora_config(folder))
+        adapted = PeftModel.from_pretrained(model, str(folder), is_trainable=False, config=known_lora_config(folder))
     except RuntimeError as e:
         if "size mismatch" in str(e):
             raise UserError(
@@ -204,6 +204,12 @@ def load_adapter(model, settings: SimpleNamespace, task_name: str):
     except Exception as e:  # noqa: BLE001 - safetensors/json/peft errors all mean a broken adapter
         raise UserError(f"the adapter in {folder} cannot be loaded ({type(e).__name__}: {one_line(e)}); it may be truncated "
                         f"or damaged: train again (python train.py --data_set {task_name}) or copy it again.") from None
+    broken = [name for name, p in adapted.named_parameters() if "lora_" in name and not torch.isfinite(p).all()]
+    if broken:
+        raise UserError(f"the adapter in {folder} holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]}): "
+                        f"its training diverged, and it would answer 0 to everything. Train again with a lower "
+                        f"learning rate (--learning_rate).")
+    return adapted
 
 
 def known_lora_config(folder: Path):

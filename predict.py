@@ -11,6 +11,7 @@ write freely and reads the label out of its text, counting answers that are not 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import runtime
 from runtime import UserError
@@ -51,6 +52,32 @@ def check_answer_words(settings, record: dict, task_name: str) -> None:
                         f"with --label_words {trained}, or set LABEL_WORDS in config.py and train again.")
 
 
+def check_inputs(settings, record: dict, task_name: str, examples: list) -> None:
+    """The files predict is about to use are those the adapter was made from: the same instruction in pre_data, the
+    same base model and tokenizer, and a dev TSV that has not changed since data_process read it."""
+    adapter = runtime.shown(runtime.adapter_dir(settings, task_name))
+    trained_with = record.get("instruction")
+    if trained_with and examples and examples[0]["instruction"] != trained_with:
+        raise UserError(f"pre_data/{task_name} was rebuilt with another instruction than {adapter} was trained with "
+                        f"({examples[0]['instruction'][:60]!r} against {trained_with[:60]!r}): the adapter would read "
+                        f"prompts it never saw. Train again (python train.py), or rebuild pre_data with the instruction "
+                        f"it was trained with (--instruction, or INSTRUCTION in config.py).")
+    trained_on = record.get("base_model_fingerprint") or {}
+    folder = runtime.model_dir(settings)
+    now = runtime.model_fingerprint(folder) if trained_on else {}
+    changed = sorted(name for name in set(trained_on) | set(now) if trained_on.get(name) != now.get(name))
+    if changed:
+        raise UserError(f"{folder} is not the base model {adapter} was trained on ({', '.join(changed)} differ from "
+                        f"{record.get('base_model')}): an adapter only fits the weights and tokenizer it was trained "
+                        f"with. Point MODEL_PATH at that model, or train again on this one.")
+    source = runtime.pre_data_source(settings, task_name)
+    dev_tsv = Path(source.get("dev_tsv", ""))
+    if settings.SPLIT == "dev" and source and dev_tsv.is_file() and runtime.sha256_of(dev_tsv) != source.get("dev_sha256"):
+        raise UserError(f"{dev_tsv} changed after data_process read it: pre_data/{task_name}/{task_name}_dev.json holds "
+                        f"the old items, whose answers would not match the new file. Run python data_process.py again "
+                        f"(the adapter can stay).")
+
+
 def main(settings) -> None:
     task_name = settings.DATA_SET
     source = runtime.pre_data_file(settings, task_name, settings.SPLIT)
@@ -62,6 +89,7 @@ def main(settings) -> None:
 
     record = training_record(settings, task_name)
     check_answer_words(settings, record, task_name)
+    check_inputs(settings, record, task_name, examples)
     threshold = float(record.get("decision_threshold") or 0.0) if settings.DECISION == "tuned" else 0.0
     import modeling   # torch and transformers load here, after the cheap checks
 

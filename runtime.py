@@ -285,6 +285,27 @@ def write_json(path: Path, obj) -> None:
     write_atomically(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
+# What data_process built pre_data/<ds>/ from (the TSVs' paths and hashes, the instruction, the label words), beside
+# the JSON files but not named *.json: the exam's checks of pre_data see the Alpaca files only.
+SOURCE_RECORD = ".source"
+
+
+def pre_data_source(settings: SimpleNamespace, task_name: str) -> dict:
+    """pre_data/<ds>/.source, or {} for pre_data from elsewhere (nothing to compare)."""
+    path = pre_data_file(settings, task_name, "train").parent / SOURCE_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def model_fingerprint(folder: Path) -> dict:
+    """sha256 of the files that say what a model folder is: its configuration and its tokenizer."""
+    names = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+    return {name: sha256_of(folder / name) for name in names if (folder / name).is_file()}
+
+
 def load_examples(path: Path) -> list:
     """The examples of a pre_data JSON file, or a clear error saying to run data_process.py."""
     if not path.is_file():

@@ -77,7 +77,7 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     started, attempts, kept = time.time(), [], None
     for attempt in range(settings.RESTARTS + 1):
         learning_rate = settings.LEARNING_RATE * settings.RESTART_LR_FACTOR ** attempt
-        outcome = one_run(settings, train_examples, val_examples, checkpoint_dir, seed=first_seed + attempt,
+        outcome = one_run(settings, train_examples, val_examples, checkpoint_dir, data_sha256, seed=first_seed + attempt,
                           learning_rate=learning_rate, max_steps=max_steps, eval_every=eval_every,
                           resume=resume and attempt == 0, quiet=attempt > 0,
                           stop_when_collapsed=attempt < settings.RESTARTS)
@@ -103,13 +103,14 @@ def train_adapter(settings, train_examples: list, val_examples: list, adapter_di
     leave_process_group()
     if not is_main_process():
         return {}
-    record = run_record(settings, kept, attempts, time.time() - started, len(train_examples), len(val_examples))
+    record = run_record(settings, kept, attempts, time.time() - started, len(train_examples), len(val_examples),
+                        instruction=train_examples[0]["instruction"] if train_examples else "")
     record["data_sha256"] = data_sha256
     save(record, staging, adapter_dir)
     return record
 
 
-def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: Path, seed: int,
+def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: Path, data_sha256: dict, seed: int,
             learning_rate: float, max_steps: Optional[int], eval_every: Optional[int], resume: bool,
             quiet: bool, stop_when_collapsed: bool) -> SimpleNamespace:
     """One training run: fresh LoRA on the base model, the Trainer, the best checkpoint by holdout accuracy.
@@ -133,7 +134,7 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
     started = time.time()
     try:
         with versions.checkpoint_loading():
-            trainer.train(resume_from_checkpoint=resume_point(resume, checkpoint_dir))
+            trainer.train(resume_from_checkpoint=resume_point(settings, resume, checkpoint_dir, data_sha256))
         best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own scores
     except torch.cuda.OutOfMemoryError:
         raise UserError(
@@ -265,11 +266,23 @@ def arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_rate: fl
     )
 
 
-def resume_point(resume: bool, checkpoint_dir: Path):
+# What a checkpoint's run was made with: --resume goes on only with the same, or the run record would report
+# settings that half of its steps did not use.
+RESUME_MUST_MATCH = ("MODEL_PATH", "PRECISION", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "LORA_TARGETS", "EPOCHS",
+                     "MAX_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO", "WEIGHT_DECAY",
+                     "LR_SCHEDULER", "GROUP_BY_LENGTH", "MAX_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH",
+                     "LABEL_WORDS", "SEED")
+RUN_SETTINGS = "run_settings.json"
+
+
+def resume_point(settings, resume: bool, checkpoint_dir: Path, data_sha256: dict):
     """The last complete checkpoint with --resume (None otherwise, after clearing stale checkpoints)."""
+    made_with = {name: getattr(settings, name) for name in RESUME_MUST_MATCH}
+    made_with["data_sha256"] = data_sha256
     if not resume:
         if is_main_process():
             shutil.rmtree(checkpoint_dir, ignore_errors=True)   # a fresh run must not pick up a stale best checkpoint
+            runtime.write_json(checkpoint_dir / RUN_SETTINGS, made_with)
         return None
     # A checkpoint is complete once its trainer_state.json is written in full (it comes after the weights and the
     # optimiser); a run killed while saving leaves a later, incomplete one, which is passed over.
@@ -277,6 +290,17 @@ def resume_point(resume: bool, checkpoint_dir: Path):
                 if c.name.split("-")[-1].isdigit() and holds_json(c / "trainer_state.json")]
     if not complete:
         raise UserError(f"--resume: no complete checkpoint in {checkpoint_dir} to continue from; run without --resume.")
+    try:
+        before = json.loads((checkpoint_dir / RUN_SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = {}
+    changed = [name for name in made_with if name in before and before[name] != made_with[name]]
+    if changed:
+        what = [f"{name} {before[name]!r} -> {made_with[name]!r}" for name in changed if name != "data_sha256"]
+        what += ["other pre_data files"] if "data_sha256" in changed else []
+        raise UserError(f"--resume: the checkpoints in {checkpoint_dir} were made with other settings "
+                        f"({'; '.join(what)}). Resume with the settings they were made with, or start again "
+                        f"without --resume.")
     latest = max(complete, key=lambda c: int(c.name.split("-")[-1]))
     print(f"resuming from {runtime.shown(latest)}")
     return str(latest)
@@ -290,12 +314,15 @@ def holds_json(path: Path) -> bool:
         return False
 
 
-def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, n_train: int, n_val: int) -> dict:
+def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, n_train: int, n_val: int,
+               instruction: str) -> dict:
     """What run_record.json keeps beside the adapter: scores, sizes, settings and versions, to trace any result."""
     best = kept.summary
     return {
         "data_set": settings.DATA_SET,
         "base_model": str(runtime.model_dir(settings).resolve()),
+        "base_model_fingerprint": runtime.model_fingerprint(runtime.model_dir(settings)),
+        "instruction": instruction,
         "holdout_accuracy": best["holdout_accuracy"],
         "holdout_mcc": best["holdout_mcc"],
         "decision_threshold": best["decision_threshold"],   # predict answers 1 where label 1's margin is above it
