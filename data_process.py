@@ -253,30 +253,67 @@ def check_layout(task: Task, path: Path, layout: Layout, lines: List[str], rows:
     how = (f"Give the file a first line naming its columns ({', '.join(task.text_fields)}"
            f"{', label' if labelled else ''}, tab-separated), or put its columns in the order {layout.description}.")
     read_as = f"it was read as {'a header, then ' if layout.has_header else ''}{layout.description}"
-    if not layout.has_header and len(lines) > 2:
+    if not layout.has_header and len(lines) >= 2:
         first = lines[0].split("\t")
         others = [line.split("\t") for line in lines[1:51]]
-        for column in range(min(len(first), layout.n_fields)):
-            values = [row[column].strip() for row in others if len(row) == layout.n_fields]
-            if values and all(v.isdigit() for v in values) and not first[column].strip().isdigit():
-                raise UserError(f"{path}, line 1: {first[column].strip()!r} in column {column + 1}, where every other "
-                                f"row has a number: line 1 looks like a header this reader does not know ({read_as}, "
+        for column in range(layout.n_fields if len(first) == layout.n_fields else 0):   # else a malformed row
+            value = first[column].strip()
+            below = Counter(shape(row[column]) for row in others if len(row) == layout.n_fields)
+            usual, count = below.most_common(1)[0] if below else ("", 0)
+            if below and below[shape(value)] == 0 and count >= 0.9 * sum(below.values()):
+                if column in layout.text_columns and shape(value) == "word":
+                    raise UserError(f"{path}, line 1: the text column {column + 1} holds the single word {value!r} "
+                                    f"where the other rows hold sentences: line 1 looks like a header this reader does "
+                                    f"not know ({read_as}). {how}")
+                raise UserError(f"{path}, line 1: {value!r} in column {column + 1}, where every other row has "
+                                f"{SHAPE_NAMES[usual]}: line 1 looks like a header this reader does not know ({read_as}, "
                                 f"so it would become a row and shift every answer by one). {how}")
         for column in layout.text_columns:
             value = first[column].strip() if column < len(first) else ""
-            words = [len(row[column].split()) for row in others if len(row) == layout.n_fields]
+            texts = [row[column] for row in others if len(row) == layout.n_fields]
+            words = [len(text.split()) for text in texts]
             if re.fullmatch(r"[A-Za-z_]+", value) and words and sum(n >= 2 for n in words) >= 0.9 * len(words):
                 raise UserError(f"{path}, line 1: the text column {column + 1} holds the single word {value!r} where "
                                 f"the other rows hold sentences: line 1 looks like a header this reader does not know "
                                 f"({read_as}). {how}")
+            if has_cjk(value) and texts and sum(map(has_cjk, texts)) < 0.1 * len(texts):
+                raise UserError(f"{path}, line 1: the text column {column + 1} holds {value!r}, in another script than "
+                                f"the rows below: line 1 looks like a header this reader does not know ({read_as}). "
+                                f"{how}")
     for position, column in enumerate(layout.text_columns):
         texts = [row.texts[position] for row in rows]
+        if texts and not any(texts):
+            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, is empty on "
+                            f"every row ({read_as}). {how}")
+        if texts and sum(shape(t) == "code" for t in texts) >= 0.9 * len(texts):
+            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds short "
+                            f"codes such as {texts[0]!r}: it looks like ids ({read_as}). {how}")
         if texts and all(t in LABEL_SPELLINGS for t in texts):
             raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only 0 "
                             f"and 1: it looks like labels ({read_as}). {how}")
         if texts and all(t.isdigit() for t in texts):
             raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only "
                             f"numbers: it looks like ids ({read_as}). {how}")
+
+
+SHAPE_NAMES = {"blank": "nothing (or a mark such as *)", "number": "a number", "code": "a short code or id (gj04, q0001)",
+               "word": "a single word", "text": "text of several words"}
+
+
+def shape(value: str) -> str:
+    """What kind of value a field holds, to compare line 1 with the rows below it column by column."""
+    value = value.strip()
+    if not any(c.isalnum() for c in value):
+        return "blank"                     # empty, or an annotation mark such as * or ?*
+    if re.fullmatch(r"[+-]?\d+(\.\d+)?", value):
+        return "number"
+    if " " not in value and len(value) <= 16 and any(c.isdigit() for c in value):
+        return "code"
+    return "word" if " " not in value else "text"
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in text)
 
 
 def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
