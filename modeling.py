@@ -20,8 +20,10 @@ import warnings
 
 import torch
 import transformers
+from peft import PeftModel
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+import adapters
 import runtime
 import versions
 from runtime import UserError
@@ -157,41 +159,14 @@ def device_of_this_process() -> torch.device:
     return device
 
 
-def adapter_files(folder: Path, allow_pickle: bool) -> None:
-    """Refuse an adapter folder that is missing, empty, truncated or pickled, before peft sees it."""
-    if not (folder / "adapter_config.json").is_file():
-        raise UserError(
-            f"no adapter in {folder} (adapter_config.json is missing). Train one first: python train.py "
-            f"--data_set {folder.name}"
-        )
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
-        if (folder / "adapter_model.bin").is_file() and not allow_pickle:
-            raise UserError(
-                f"{folder} has a pickled adapter_model.bin, which can run code when loaded. Re-save it as "
-                f"safetensors, or set ALLOW_PICKLE = True (--allow_pickle) if you trust it."
-            )
-        if not (folder / "adapter_model.bin").is_file():
-            raise UserError(f"{folder} has adapter_config.json but no adapter_model.safetensors: train again.")
-    elif weights.stat().st_size == 0:
-        raise UserError(f"{weights} is empty (0 bytes): a save or a copy was interrupted. Train again "
-                        f"(python train.py --data_set {folder.name}) or copy the adapter folder again.")
-
-
 def load_adapter(model, settings: SimpleNamespace, task_name: str):
     """base model + saved_model/<task>/, checked to belong to this task and this base model."""
-    from peft import PeftModel
-
     folder = runtime.adapter_dir(settings, task_name)
-    adapter_files(folder, settings.ALLOW_PICKLE)
-    record_path = folder / "run_record.json"
-    if record_path.is_file():
-        trained_on = json.loads(record_path.read_text(encoding="utf-8")).get("data_set")
-        if trained_on and trained_on != task_name:
-            raise UserError(
-                f"the adapter in {folder} was trained on {trained_on}, not {task_name}. Train one for "
-                f"{task_name} (python train.py --data_set {task_name}) or predict with --data_set {trained_on}."
-            )
+    adapters.require_loadable(folder, settings.ALLOW_PICKLE)
+    trained_on = adapters.read_run_record(folder).get("data_set")
+    if trained_on and trained_on != task_name:
+        raise UserError(f"the adapter in {folder} was trained on {trained_on}, not {task_name}. Train one for "
+                        f"{task_name} (python train.py --data_set {task_name}) or predict with --data_set {trained_on}.")
     try:
         adapted = PeftModel.from_pretrained(model, str(folder), is_trainable=False, config=known_lora_config(folder))
     except RuntimeError as e:

@@ -10,9 +10,9 @@ write freely and reads the label out of its text, counting answers that are not 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import adapters
 import runtime
 from runtime import UserError
 from tasks import LabelFileLayout, decisions, format_metrics, label_counts, label_words, metrics, parse_label_file
@@ -31,16 +31,6 @@ def example_layout(settings, task_name: str) -> LabelFileLayout:
                   f"index from: {layout.index_start})")
             return layout
     return LabelFileLayout()
-
-
-def training_record(settings, task_name: str) -> dict:
-    """The adapter's run_record.json, or {} for an adapter from elsewhere (nothing to compare or apply)."""
-    path = runtime.adapter_dir(settings, task_name) / "run_record.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def check_answer_words(settings, record: dict, task_name: str) -> None:
@@ -87,7 +77,7 @@ def main(settings) -> None:
             print(f"note: {source} has only {len(examples)} items, fewer than PREDICT_COUNT={settings.PREDICT_COUNT}")
         examples = examples[:settings.PREDICT_COUNT]
 
-    record = training_record(settings, task_name)
+    record = adapters.read_run_record(runtime.adapter_dir(settings, task_name))
     check_answer_words(settings, record, task_name)
     check_inputs(settings, record, task_name, examples)
     threshold = float(record.get("decision_threshold") or 0.0) if settings.DECISION == "tuned" else 0.0

@@ -30,6 +30,7 @@ from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from transformers import DataCollatorForSeq2Seq, set_seed
 
+import adapters
 import modeling
 import runtime
 import training
@@ -345,7 +346,7 @@ def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, 
 def save(record: dict, staging: Path, adapter_dir: Path) -> None:
     """The kept run's adapter (already in staging), its run record and loss curve, put in place together: a crash
     leaves the old adapter whole."""
-    (staging / "run_record.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    adapters.write_run_record(staging, record)
     plot_losses(record["log_history"], staging / "loss_curve.png")
     runtime.replace_folder(staging, adapter_dir)
 

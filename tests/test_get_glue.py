@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from conftest import run_script
 from tools.get_glue import main
 

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+import adapters
 import grade
 import runtime
 from conftest import run_script
@@ -247,13 +248,13 @@ def test_broken_pre_data_loses_its_10_points(project, fault):
 # --- the adapter -----------------------------------------------------------------------------------------
 
 def adapter_verdict(args: List[str]) -> tuple:
-    reasons, notes = grade.check_adapter(settings_of(args), "CoLA")
+    reasons, notes = adapters.problems(runtime.adapter_dir(settings_of(args), "CoLA"), "CoLA")
     return " | ".join(reasons), notes
 
 
 def test_well_formed_adapter_passes(project):
     tmp_path, args = project
-    assert grade.check_adapter(settings_of(args), "CoLA") == ([], [])
+    assert adapters.problems(runtime.adapter_dir(settings_of(args), "CoLA"), "CoLA") == ([], [])
 
 
 def test_untrained_adapter_keeps_its_points_with_a_note(project):

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-import grade
+import adapters
 import runtime
 from conftest import run_script
 from tools.make_tiny_gemma import TINY_TRAINING
@@ -57,14 +57,14 @@ def test_a_dev_file_changed_after_data_process_is_refused(trained):
 def test_an_adapter_with_nan_weights_is_refused_by_predict_and_costs_its_points_in_grade(trained, tmp_path):
     where, _, _ = trained
     weights = tmp_path / "saved_model" / "CoLA" / "adapter_model.safetensors"
-    header = grade.read_safetensors_header(weights)
+    header = adapters.read_safetensors_header(weights)
     name = next(n for n in header if "lora_B" in n)
     raw = bytearray(weights.read_bytes())
     start = header["__data_start__"] + header[name]["data_offsets"][0]
     raw[start:start + 4] = struct.pack("<f", float("nan"))
     weights.write_bytes(bytes(raw))
     assert "NaN or infinite weights" in refused(where)
-    reasons, _ = grade.check_adapter(runtime.load_settings(where), "CoLA")
+    reasons, _ = adapters.problems(runtime.adapter_dir(runtime.load_settings(where), "CoLA"), "CoLA")
     assert any("NaN or infinite" in r for r in reasons), reasons
 
 

@@ -2,10 +2,6 @@
 column; a text column of codes, or empty everywhere, is refused. Known layouts still read as before."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from test_reliability_round2 import data, dev_sentences, fails_and_keeps, pre_data, process, written  # noqa: F401
 
 
@@ -40,7 +36,7 @@ def test_a_text_column_of_short_codes_is_refused(data, pre_data):
 
 
 def test_a_text_column_empty_everywhere_is_refused(data, pre_data):
-    (data / "CoLA_dev.tsv").write_text("".join(f"gj04\t\t\t\n" for _ in range(40)), encoding="utf-8")
+    (data / "CoLA_dev.tsv").write_text("gj04\t\t\t\n" * 40, encoding="utf-8")
     fails_and_keeps(data, pre_data, needles=("CoLA_dev.tsv", "is empty on every row"))
 
 

@@ -55,7 +55,6 @@ def loss_and_grads(model, compute):
 
 
 def assert_same_loss_and_grads(model, batch):
-    import modeling
     import training
     full_loss, full_grads = loss_and_grads(model, lambda: model(**batch).loss)
     answer_loss, answer_grads = loss_and_grads(
@@ -118,7 +117,6 @@ def test_prompt_weighted_loss_is_the_full_forward_loss_at_weight_1_and_weighs_th
 
 
 def test_a_negative_prompt_loss_weight_is_refused_before_the_model_loads(tmp_path):
-    import train
     from runtime import UserError, load_settings
     with pytest.raises(UserError, match="PROMPT_LOSS_WEIGHT=-0.5 cannot work: use from 0"):
         load_settings(["--prompt_loss_weight", "-0.5", "--model_path", str(tmp_path / "no-model")])
@@ -196,8 +194,6 @@ def test_a_checkpoint_that_answers_one_label_everywhere_is_kept_last():
     """On CoLA's 70 % of 1s, answering 1 everywhere (0.70) must not beat a checkpoint that reads the rows (0.65)."""
     import numpy as np
     from types import SimpleNamespace
-
-    import modeling
 
     import training
     gold = np.array([1] * 14 + [0] * 6)

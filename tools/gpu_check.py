@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import data_process  # noqa: E402
-import modeling  # noqa: E402
 import predict  # noqa: E402
 import runtime  # noqa: E402
 import train  # noqa: E402

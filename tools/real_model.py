@@ -37,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import adapters  # noqa: E402
 import runtime  # noqa: E402
 from tasks import LABELS, label_words, metrics  # noqa: E402
 
@@ -150,7 +151,7 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     majority = max(sum(e["output"] == label for e in holdout) for label in LABELS) / len(holdout)
 
     run("train.py", where + overrides, log)
-    record = json.loads((runtime.adapter_dir(settings, task) / "run_record.json").read_text(encoding="utf-8"))
+    record = adapters.read_run_record(runtime.adapter_dir(settings, task))
     scored_again = run("predict.py", where + overrides + ["--split", "val"], log)
     predict_val = re.search(r"predict: holdout .*?= ([\d.]+) %", scored_again)
     started = time.time()
