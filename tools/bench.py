@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402  (needs ROOT on sys.path)
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
+GLUE_DIR = ROOT / "data" / "glue"   # tools/get_glue.py writes it
 CACHE = Path(tempfile.gettempdir()) / "bench-random-gemma"   # default --cache: random weights, written once, reused
 GLUE_QQP_TRAIN_ROWS = 363_846
 GLUE_QQP_DEV_ROWS = 40_430
@@ -271,28 +271,24 @@ def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Pat
 # --- 2. padding in training batches -----------------------------------------------------------------
 
 def real_data_folder(workdir: Path, glue_size: bool):
-    """CoLA and QQP train/dev files from ../shared/data under the names data_process expects, or None.
+    """CoLA and QQP train/dev files from data/glue (tools/get_glue.py) under the names data_process expects, or None.
 
-    CoLA: in_domain_train.tsv; dev = in_domain_dev + out_of_domain_dev (1,043 rows, GLUE's dev size).
-    QQP: train_subset_noheader.tsv and dev.tsv; with glue_size, rows are repeated up to GLUE's
-    363,846 train and 40,430 dev rows.
+    With glue_size, QQP's rows are repeated up to GLUE's 363,846 train and 40,430 dev rows.
     """
-    cola, qqp = SHARED_DATA / "CoLA", SHARED_DATA / "QQP"
-    needed = [cola / "in_domain_train.tsv", cola / "in_domain_dev.tsv", cola / "out_of_domain_dev.tsv",
-              qqp / "train_subset_noheader.tsv", qqp / "dev.tsv"]
+    cola, qqp = GLUE_DIR / "CoLA", GLUE_DIR / "QQP"
+    needed = [cola / "train.tsv", cola / "dev.tsv", qqp / "train.tsv", qqp / "dev.tsv"]
     if not all(p.is_file() for p in needed):
         return None
     folder = workdir / ("data-glue-size" if glue_size else "data-real")
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cola / "in_domain_train.tsv", folder / "CoLA_train.tsv")
-    (folder / "CoLA_dev.tsv").write_bytes((cola / "in_domain_dev.tsv").read_bytes()
-                                          + (cola / "out_of_domain_dev.tsv").read_bytes())
-    train_lines = (qqp / "train_subset_noheader.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    shutil.copy(cola / "train.tsv", folder / "CoLA_train.tsv")
+    shutil.copy(cola / "dev.tsv", folder / "CoLA_dev.tsv")
+    train_header, *train_lines = (qqp / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     dev_header, *dev_lines = (qqp / "dev.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     if glue_size:
         train_lines = (train_lines * (GLUE_QQP_TRAIN_ROWS // len(train_lines) + 1))[:GLUE_QQP_TRAIN_ROWS]
         dev_lines = (dev_lines * (GLUE_QQP_DEV_ROWS // len(dev_lines) + 1))[:GLUE_QQP_DEV_ROWS]
-    (folder / "QQP_train.tsv").write_text("".join(train_lines), encoding="utf-8")
+    (folder / "QQP_train.tsv").write_text(train_header + "".join(train_lines), encoding="utf-8")
     (folder / "QQP_dev.tsv").write_text(dev_header + "".join(dev_lines), encoding="utf-8")
     return folder
 
@@ -313,7 +309,7 @@ def bench_padding(workdir: Path, settings) -> None:
     part = "2 padding"
     data_dir = real_data_folder(workdir, glue_size=False)
     if data_dir is None:
-        row(part, "skipped", f"no real CoLA/QQP files in {SHARED_DATA}")
+        row(part, "skipped", f"no real CoLA/QQP files in {GLUE_DIR}: python tools/get_glue.py")
         return
     import torch
     from transformers import DataCollatorForSeq2Seq
@@ -373,7 +369,7 @@ def bench_data_process(workdir: Path, reps: int, tiny: bool) -> None:
     part = "3 data_process"
     data_dir = real_data_folder(workdir, glue_size=not tiny)
     if data_dir is None:
-        row(part, "skipped", f"no real CoLA/QQP files in {SHARED_DATA}")
+        row(part, "skipped", f"no real CoLA/QQP files in {GLUE_DIR}: python tools/get_glue.py")
         return
     rows = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(data_dir.iterdir())}
     row(part, "input", ", ".join(f"{name} {n:,} lines" for name, n in rows.items())
@@ -391,6 +387,19 @@ def bench_data_process(workdir: Path, reps: int, tiny: bool) -> None:
                                        f"{min(seconds):.2f}-{max(seconds):.2f}); "
                                        f"CPU time {statistics.median(cpu):.2f} s",
         "<= 5 s", statistics.median(seconds) <= 5)
+    bare = []
+    for _ in range(reps):   # the floor: pandas reading the same files, every field a string, nothing checked
+        import csv
+
+        import pandas
+        started_cpu = time.process_time()
+        for path in sorted(data_dir.iterdir()):
+            pandas.read_csv(path, sep="\t", header=None, quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False,
+                            on_bad_lines="skip", engine="c")
+        bare.append(time.process_time() - started_cpu)
+    ratio = statistics.median(cpu) / statistics.median(bare)
+    row(part, "CPU time of a bare pandas read", f"{statistics.median(bare):.2f} s (median of {reps})")
+    row(part, "data_process CPU / pandas CPU", f"{ratio:.1f} x", "<= 3 x", ratio <= 3)
     _, _, imports = run_data_process(data_dir, workdir / "pre_data-importtime", extra=("-X", "importtime"))
     heavy = heavy_imports(imports)
     row(part, "full run imports torch/transformers", ", ".join(heavy) or "neither", "neither", not heavy)
@@ -604,7 +613,7 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
 def step_examples(n: int) -> list:
     """n real CoLA training rows as pre_data examples (the first n of the file), or synthetic ones without it."""
     from tasks import TASKS
-    path = SHARED_DATA / "CoLA" / "in_domain_train.tsv"
+    path = GLUE_DIR / "CoLA" / "train.tsv"
     if path.is_file():
         rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[:n]]
         return [{"instruction": TASKS["CoLA"].instruction, "input": r[3], "output": r[1]} for r in rows]
