@@ -12,309 +12,15 @@ each a JSON list of {"instruction", "input", "output"}.
 """
 from __future__ import annotations
 
-import os
 import random
-import re
 import shutil
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List
 
 import runtime
 from runtime import UserError
 from tasks import LABELS, TASKS, Task, instruction_for, label_counts, label_words, model_input
-
-# Column names we recognise in a header row, across GLUE's files.
-HEADER_WORDS = {"index", "id", "qid1", "qid2", "sentence", "question1", "question2", "label", "is_duplicate"}
-LABEL_COLUMNS = ("label", "is_duplicate")
-CSV_QUOTED = {"QQP"}   # GLUE writes QQP with CSV quoting; in CoLA's raw files (and SST-2) quotes are literal text
-
-
-@dataclass
-class Row:
-    line: int                 # 1-based line number in the file, for messages
-    texts: List[str]          # the task's text fields, in task.text_fields order
-    label: Optional[str]      # "0" / "1" for training rows, None for dev rows
-
-
-@dataclass
-class Layout:
-    """Where a file keeps its text fields and label: column positions, plus whether line 1 is a header."""
-    has_header: bool
-    n_fields: int
-    text_columns: Tuple[int, ...]
-    label_column: Optional[int]
-    description: str
-
-
-def read_lines(path: Path) -> List[str]:
-    """The file's lines, decoded strictly as UTF-8; a byte-order mark, CRLF endings and a missing final newline are fine.
-
-    Anything else is named exactly, with the command that converts it: UTF-16 (with or without a byte-order mark),
-    GBK or Windows-1252 bytes, old-Mac CR-only line endings.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        if path.is_symlink():
-            raise UserError(f"{path} is a link to {os.readlink(path)}, which does not exist: copy the real file "
-                            f"there instead of the link.") from None
-        raise UserError(f"{path} does not exist.") from None
-    name = path.name
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UserError(f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark); the files must be UTF-8. "
-                        f"Convert it: iconv -f UTF-16 -t UTF-8 {name} > fixed.tsv, then use fixed.tsv.")
-    utf16 = utf16_without_bom(data)
-    if utf16:
-        raise UserError(f"{path} looks like {utf16} text without a byte-order mark (every other byte is 0); the files "
-                        f"must be UTF-8. Convert it: iconv -f {utf16} -t UTF-8 {name} > fixed.tsv, then use fixed.tsv.")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        encoding, iconv_name = guess_legacy_encoding(data)
-        raise UserError(
-            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start:e.start + 4]!r}); the file looks like "
-            f"{encoding}. Save it as UTF-8: iconv -f {iconv_name} -t UTF-8 {name} > fixed.tsv, then use fixed.tsv."
-        ) from None
-    if "\r" in text and "\n" not in text:
-        raise UserError(f"{path} has old-Mac line endings (CR only, no line feed), so it reads as one line. Convert "
-                        f"them: tr '\\r' '\\n' < {name} > fixed.tsv, then use fixed.tsv.")
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise UserError(f"{path}, line {line}: a NUL character, which no text file holds: the file is damaged or not "
-                        f"text. Put the exam's original file there.")
-    lines = text.split("\n")
-    while lines and not lines[-1].strip():   # trailing newline(s) at the end of the file
-        lines.pop()
-    if not lines:
-        raise UserError(f"{path} is empty: it should hold tab-separated rows. Put the exam's file there.")
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def utf16_without_bom(data: bytes) -> Optional[str]:
-    """"UTF-16LE" / "UTF-16BE" when the bytes look like mostly-ASCII UTF-16 (a 0 byte beside each character)."""
-    sample = data[:4000]
-    if len(sample) < 4:
-        return None
-    even, odd = sample[0::2], sample[1::2]
-    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
-        return "UTF-16LE"
-    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
-        return "UTF-16BE"
-    return None
-
-
-def guess_legacy_encoding(data: bytes) -> Tuple[str, str]:
-    """(what the non-UTF-8 bytes look like, iconv's name for it): GBK when every byte above 0x80 pairs up as a
-    GB2312 character (Chinese), else Windows-1252 (Western accents and curly quotes, as Excel on Windows saves)."""
-    pairs = strays = i = 0
-    while i < len(data):
-        if data[i] < 0x80:
-            i += 1
-        elif i + 1 < len(data) and 0xA1 <= data[i] <= 0xF7 and 0xA1 <= data[i + 1] <= 0xFE:
-            pairs, i = pairs + 1, i + 2
-        else:
-            strays, i = strays + 1, i + 1
-    if pairs and not strays:
-        return "GBK (Chinese Windows)", "GBK"
-    try:
-        data.decode("cp1252")
-        return "Windows-1252 (cp1252, Western Windows)", "CP1252"
-    except UnicodeDecodeError:
-        return "neither GBK nor Windows-1252 (check how it was saved)", "YOUR-ENCODING"
-
-
-def unquote(field: str) -> str:
-    """GLUE's QQP wraps some fields in CSV quotes with doubled inner quotes; give the text as a person reads it."""
-    if len(field) >= 2 and field[0] == '"' and field[-1] == '"':
-        return field[1:-1].replace('""', '"')
-    return field
-
-
-LABEL_SPELLINGS = {"0": "0", "1": "1", "0.0": "0", "1.0": "1"}   # 1.0 / 0.0: labels saved by pandas as floats
-
-
-def drop_trailing_empty_column(lines: List[str]) -> Tuple[List[str], bool]:
-    """Lines without the empty last field that every one of them has (a tab at the end of each line)."""
-    if all(line.endswith("\t") for line in lines):
-        return [line[:-1] for line in lines], True
-    return lines, False
-
-
-def is_header(fields: Sequence[str]) -> bool:
-    return any(f.strip().lower() in HEADER_WORDS for f in fields) and not any(f.strip() in LABEL_SPELLINGS for f in fields)
-
-
-def looks_comma_separated(lines: List[str]) -> bool:
-    """Whether tab-less lines split into the same number (2 or more) of CSV fields each, as a CSV file does."""
-    import csv
-    counts = {len(next(csv.reader([line]))) for line in lines if line.strip()}
-    return len(lines) >= 3 and len(counts) == 1 and counts.pop() >= 2
-
-
-def find_layout(task: Task, path: Path, lines: List[str], labelled: bool) -> Layout:
-    """Work out the file's layout: a header names the columns, else the usual field count of the first lines decides
-    (the usual one, so that one malformed first row does not decide for the whole file)."""
-    first = lines[0].split("\t")
-    if is_header(first):
-        names = [f.strip().lower() for f in first]
-        try:
-            text_columns = tuple(names.index(name) for name in task.text_fields)
-        except ValueError:
-            raise UserError(
-                f"{path}, line 1: the header {first} has no column named "
-                f"{' / '.join(n for n in task.text_fields if n not in names)}. A {task.name} file needs "
-                f"{', '.join(task.text_fields)}{' and a label' if labelled else ''}."
-            ) from None
-        label_column = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
-        if labelled and label_column is None:
-            raise UserError(f"{path}, line 1: the header {first} has no label column ({' or '.join(LABEL_COLUMNS)}).")
-        return Layout(True, len(first), text_columns, label_column if labelled else None,
-                      "header: " + " | ".join(first))
-    # No header: the layouts of the files GLUE and the CoLA authors publish, told apart by field count.
-    n = Counter(line.count("\t") + 1 for line in lines[:50]).most_common(1)[0][0]
-    if task.name == "CoLA":
-        # train: source, label, annotation, sentence. dev: the same with an empty label, or fewer columns.
-        known = {4: ((3,), 1, "source | label | annotation | sentence"),
-                 3: ((2,), None, "source | annotation | sentence"),
-                 2: ((1,), None, "id | sentence"),
-                 1: ((0,), None, "sentence")}
-    elif task.name == "QQP":
-        known = {6: ((3, 4), 5, "id | qid1 | qid2 | question1 | question2 | is_duplicate"),
-                 5: ((3, 4), None, "id | qid1 | qid2 | question1 | question2"),
-                 3: ((1, 2), None, "id | question1 | question2")}
-    else:  # SST-2
-        known = {2: ((0,), 1, "sentence | label") if labelled else ((1,), None, "index | sentence"),
-                 1: ((0,), None, "sentence")}
-    if n == 1 and looks_comma_separated(lines[:50]):   # else a CSV would pass for one sentence a line
-        raise UserError(
-            f"{path}: no line has a tab, but every line has the same number of commas: the file looks comma-separated "
-            f"(CSV). The files must be tab-separated: save it as TSV (e.g. pandas to_csv(sep='\\t')), then run again."
-        )
-    if n not in known or (labelled and known[n][1] is None):
-        expected = " or ".join(f"{k} ({v[2]})" for k, v in known.items() if v[1] is not None or not labelled)
-        hint = " It looks comma-separated: the files must be tab-separated." if "," in first[0] and n == 1 else ""
-        raise UserError(
-            f"{path}: most lines have {n} tab-separated field(s) and there is no header; a {task.name} "
-            f"{'training' if labelled else 'dev'} file has {expected}.{hint}"
-        )
-    text_columns, label_column, description = known[n]
-    return Layout(False, n, text_columns, label_column if labelled else None, description)
-
-
-def read_rows(task: Task, path: Path, labelled: bool) -> Tuple[List[Row], Dict[int, str], int]:
-    """Rows of a TSV file, plus the unreadable ones (line -> reason) and the number of data lines.
-
-    Training rows that cannot be read are skipped and reported. A dev row that cannot be read is an
-    error: dropping it would shift every later answer, and predict answers the first 150 by position.
-    """
-    lines, trailing = drop_trailing_empty_column(read_lines(path))
-    if trailing:
-        print(f"  note: every line of {path.name} ends with a tab (an empty last column): ignored")
-    layout = find_layout(task, path, lines, labelled)
-    start = 1 if layout.has_header else 0
-    if start >= len(lines):
-        raise UserError(f"{path} has a header but no rows. Put the exam's full file there.")
-    rows: List[Row] = []
-    bad: Dict[int, str] = {}
-    for number, line in enumerate(lines[start:], start=start + 1):
-        fields = line.split("\t")
-        problem = None
-        if len(fields) != layout.n_fields:
-            problem = f"{len(fields)} fields instead of {layout.n_fields}"
-        else:
-            texts = [(unquote(fields[i]) if task.name in CSV_QUOTED else fields[i]).strip() for i in layout.text_columns]
-            raw = fields[layout.label_column].strip() if layout.label_column is not None else None
-            label = LABEL_SPELLINGS.get(raw, raw) if raw is not None else None
-            if labelled and label not in LABELS:
-                problem = f"label {raw!r} is not 0 or 1"
-            elif labelled and not all(texts):
-                problem = "empty text"
-        if problem is None:
-            rows.append(Row(number, texts, label))
-        elif labelled:
-            bad[number] = problem
-        else:
-            raise UserError(
-                f"{path}, line {number}: {problem} (layout {layout.description}). Dev rows cannot be skipped, "
-                f"because answers are matched to questions by position: fix this line, then run again."
-            )
-    check_layout(task, path, layout, lines, rows, labelled)
-    return rows, bad, len(lines) - start
-
-
-def check_layout(task: Task, path: Path, layout: Layout, lines: List[str], rows: List[Row], labelled: bool) -> None:
-    """Stop when what was read contradicts the layout it was read with: a header this reader does not know taken
-    for a row, labels or ids where the text should be, rows lost. A doubtful layout never passes silently."""
-    how = (f"Give the file a first line naming its columns ({', '.join(task.text_fields)}"
-           f"{', label' if labelled else ''}, tab-separated), or put its columns in the order {layout.description}.")
-    read_as = f"it was read as {'a header, then ' if layout.has_header else ''}{layout.description}"
-    if not layout.has_header and len(lines) >= 2:
-        first = lines[0].split("\t")
-        others = [line.split("\t") for line in lines[1:51]]
-        for column in range(layout.n_fields if len(first) == layout.n_fields else 0):   # else a malformed row
-            value = first[column].strip()
-            below = Counter(shape(row[column]) for row in others if len(row) == layout.n_fields)
-            usual, count = below.most_common(1)[0] if below else ("", 0)
-            if below and below[shape(value)] == 0 and count >= 0.9 * sum(below.values()):
-                if column in layout.text_columns and shape(value) == "word":
-                    raise UserError(f"{path}, line 1: the text column {column + 1} holds the single word {value!r} "
-                                    f"where the other rows hold sentences: line 1 looks like a header this reader does "
-                                    f"not know ({read_as}). {how}")
-                raise UserError(f"{path}, line 1: {value!r} in column {column + 1}, where every other row has "
-                                f"{SHAPE_NAMES[usual]}: line 1 looks like a header this reader does not know ({read_as}, "
-                                f"so it would become a row and shift every answer by one). {how}")
-        for column in layout.text_columns:
-            value = first[column].strip() if column < len(first) else ""
-            texts = [row[column] for row in others if len(row) == layout.n_fields]
-            words = [len(text.split()) for text in texts]
-            if re.fullmatch(r"[A-Za-z_]+", value) and words and sum(n >= 2 for n in words) >= 0.9 * len(words):
-                raise UserError(f"{path}, line 1: the text column {column + 1} holds the single word {value!r} where "
-                                f"the other rows hold sentences: line 1 looks like a header this reader does not know "
-                                f"({read_as}). {how}")
-            if has_cjk(value) and texts and sum(map(has_cjk, texts)) < 0.1 * len(texts):
-                raise UserError(f"{path}, line 1: the text column {column + 1} holds {value!r}, in another script than "
-                                f"the rows below: line 1 looks like a header this reader does not know ({read_as}). "
-                                f"{how}")
-    for position, column in enumerate(layout.text_columns):
-        texts = [row.texts[position] for row in rows]
-        if texts and not any(texts):
-            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, is empty on "
-                            f"every row ({read_as}). {how}")
-        if texts and sum(shape(t) == "code" for t in texts) >= 0.9 * len(texts):
-            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds short "
-                            f"codes such as {texts[0]!r}: it looks like ids ({read_as}). {how}")
-        if texts and all(t in LABEL_SPELLINGS for t in texts):
-            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only 0 "
-                            f"and 1: it looks like labels ({read_as}). {how}")
-        if texts and all(t.isdigit() for t in texts):
-            raise UserError(f"{path}: column {column + 1}, read as the {task.text_fields[position]} text, holds only "
-                            f"numbers: it looks like ids ({read_as}). {how}")
-
-
-SHAPE_NAMES = {"blank": "nothing (or a mark such as *)", "number": "a number", "code": "a short code or id (gj04, q0001)",
-               "word": "a single word", "text": "text of several words"}
-
-
-def shape(value: str) -> str:
-    """What kind of value a field holds, to compare line 1 with the rows below it column by column."""
-    value = value.strip()
-    if not any(c.isalnum() for c in value):
-        return "blank"                     # empty, or an annotation mark such as * or ?*
-    if re.fullmatch(r"[+-]?\d+(\.\d+)?", value):
-        return "number"
-    if " " not in value and len(value) <= 16 and any(c.isdigit() for c in value):
-        return "code"
-    return "word" if " " not in value else "text"
-
-
-def has_cjk(text: str) -> bool:
-    return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in text)
-
+from tsv import Row, find_file, plain_name, read_rows
 
 def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
     """n rows keeping each label's share (or an equal count per label when balanced), in file order."""
@@ -344,21 +50,46 @@ def to_json(task: Task, rows: List[Row], with_output: bool, instruction: str = "
 
 
 def process(task: Task, folder: Path, settings) -> None:
+    """One data set: read both TSVs, draw the holdout and the training sample, write the three JSON files."""
     train_path, dev_path = find_file(folder, task, "train"), find_file(folder, task, "dev")
+    train_rows = read_training_rows(task, train_path, settings.MAX_BAD_SHARE)
+    train, holdout = sample(train_rows, train_path, settings)
+    dev_rows, _, _ = read_rows(task, dev_path, labelled=False)
+    instruction = instruction_for(task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS))
+    outputs = {
+        "train": to_json(task, train, with_output=True, instruction=instruction),
+        "val": to_json(task, holdout, with_output=True, instruction=instruction),
+        "dev": to_json(task, dev_rows, with_output=False, instruction=instruction),
+    }
+    source = {"train_tsv": str(train_path.resolve()), "train_sha256": runtime.sha256_of(train_path),
+              "dev_tsv": str(dev_path.resolve()), "dev_sha256": runtime.sha256_of(dev_path),
+              "instruction": instruction, "label_words": settings.LABEL_WORDS}
+    write_pre_data(settings, task, outputs, source)
+    empty_dev = [row.line for row in dev_rows if not all(row.texts)]
+    if empty_dev:
+        print(f"  note: {len(empty_dev)} dev rows have an empty text (lines {empty_dev[:5]}); kept, so positions stay right")
+
+
+def read_training_rows(task: Task, train_path: Path, max_bad_share: float) -> List[Row]:
+    """The readable rows of a training file; a few unreadable ones are skipped and named, too many stop the run."""
     train_rows, bad, n_lines = read_rows(task, train_path, labelled=True)
     skipped_note = ""
     if bad:
         first_bad = ", ".join(f"line {line} ({why})" for line, why in list(bad.items())[:5])
         skipped_note = f"; skipped {len(bad)} unreadable: {first_bad}{', ...' if len(bad) > 5 else ''}"
-        if len(bad) > settings.MAX_BAD_SHARE * n_lines:
+        if len(bad) > max_bad_share * n_lines:
             raise UserError(
                 f"{train_path}: {len(bad)} of {n_lines} rows cannot be read, more than MAX_BAD_SHARE "
-                f"({settings.MAX_BAD_SHARE:.0%}); first: {first_bad}. Check that this is the {task.name} "
+                f"({max_bad_share:.0%}); first: {first_bad}. Check that this is the {task.name} "
                 f"training file and that it is tab-separated, or raise --max_bad_share."
             )
     print(f"{train_path}: {n_lines} rows read{skipped_note}")
+    return train_rows
 
-    if settings.HOLDOUT_SIZE < 0 or settings.HOLDOUT_SIZE >= len(train_rows):
+
+def sample(train_rows: List[Row], train_path: Path, settings) -> tuple:
+    """(training sample, holdout): HOLDOUT_SIZE rows drawn first, then MAX_SAMPLES from the rest, both stratified."""
+    if settings.HOLDOUT_SIZE >= len(train_rows):
         raise UserError(
             f"HOLDOUT_SIZE={settings.HOLDOUT_SIZE} does not fit {train_path}, which has {len(train_rows)} usable "
             f"rows: choose 0 to {len(train_rows) - 1} (--holdout_size N)."
@@ -383,27 +114,18 @@ def process(task: Task, folder: Path, settings) -> None:
             f"{train_path}: MAX_SAMPLES={settings.MAX_SAMPLES}{' with BALANCED' if settings.BALANCED else ''} leaves no "
             f"training example out of {len(rest)} rows: raise --max_samples (0 = all rows)."
         )
+    return train, holdout
 
-    dev_rows, _, _ = read_rows(task, dev_path, labelled=False)
-    empty_dev = [row.line for row in dev_rows if not all(row.texts)]
 
-    instruction = instruction_for(task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS))
-    outputs = {
-        "train": to_json(task, train, with_output=True, instruction=instruction),
-        "val": to_json(task, holdout, with_output=True, instruction=instruction),
-        "dev": to_json(task, dev_rows, with_output=False, instruction=instruction),
-    }
-    # All three files are written to a staging folder, then put in place together: after any failure the folder
-    # holds every old file or every new one, never a new train file beside an old holdout.
+def write_pre_data(settings, task: Task, outputs: Dict[str, List[dict]], source: dict) -> None:
+    """pre_data/<ds>/: the three JSON files and what they were built from, put in place together: after any failure
+    the folder holds every old file or every new one, never a new train file beside an old holdout."""
     final = runtime.through_links(runtime.pre_data_file(settings, task.name, "train").parent)
     staging = final.with_name(runtime.STAGING_PREFIX + task.name)
     try:
         for split, examples in outputs.items():
             runtime.write_json(staging / runtime.pre_data_file(settings, task.name, split).name, examples)
-        runtime.write_json(staging / runtime.SOURCE_RECORD, {
-            "train_tsv": str(train_path.resolve()), "train_sha256": runtime.sha256_of(train_path),
-            "dev_tsv": str(dev_path.resolve()), "dev_sha256": runtime.sha256_of(dev_path),
-            "instruction": instruction, "label_words": settings.LABEL_WORDS})
+        runtime.write_json(staging / runtime.SOURCE_RECORD, source)
         runtime.replace_folder(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)   # gone already when it was put in place
@@ -411,26 +133,6 @@ def process(task: Task, folder: Path, settings) -> None:
         balance = label_counts([e["output"] for e in examples]) if split != "dev" else "no labels"
         path = runtime.shown(runtime.pre_data_file(settings, task.name, split))
         print(f"  wrote {len(examples):>6} {split:<5} examples to {path}  ({balance})")
-    if empty_dev:
-        print(f"  note: {len(empty_dev)} dev rows have an empty text (lines {empty_dev[:5]}); kept, so positions stay right")
-
-
-def plain_name(name: str) -> str:
-    """A file name without case, dashes or underscores: sst2_train.tsv, SST-2_train.tsv and CoLA_Train.tsv match."""
-    return re.sub(r"[-_ ]", "", name.lower())
-
-
-def find_file(folder: Path, task: Task, split: str) -> Path:
-    """<ds>_<split>.tsv in folder, forgiving the case of the name (cola_train.tsv is fine)."""
-    wanted = plain_name(f"{task.name}_{split}.tsv")
-    for path in sorted(folder.iterdir()):
-        if plain_name(path.name) == wanted:
-            return path
-    raise UserError(
-        f"{folder / (task.name + '_' + split + '.tsv')} does not exist (the folder holds: "
-        f"{', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}). Put the file there, or point "
-        f"DATA_DIR at the folder that has it."
-    )
 
 
 def main(settings) -> None:

@@ -98,25 +98,34 @@ def main(settings) -> None:
         print(f"{len(invalid)} answers were not a label, e.g. item {invalid[0]}: {texts[invalid[0]]!r}")
 
     if settings.SPLIT == "val":
-        m = metrics([e["output"] for e in examples], labels)
-        c = m["confusion"]
-        print("confusion matrix (rows: true label, columns: predicted)")
-        print(f"        pred 0  pred 1\n true 0 {c['tn']:>6}  {c['fp']:>6}\n true 1 {c['fn']:>6}  {c['tp']:>6}")
-        if threshold and settings.DECODE == "labels":
-            plain = metrics([e["output"] for e in examples], decisions(texts))
-            print(f"  the likelier label (threshold 0): {format_metrics(plain)}")
-            print(f"  with the decision threshold {threshold:+.3f} from training (what predict answers with):")
-        print(f"predict: holdout {task_name} ({settings.DECODE}): {format_metrics(m)}")
-        return
+        report_holdout(settings, examples, labels, texts, threshold)
+    else:
+        write_answers(settings, labels)
 
+
+def report_holdout(settings, examples: list, labels: list, raw: list, threshold: float) -> None:
+    """Accuracy, MCC, F1 and the confusion matrix on the labelled holdout, and what the threshold changed."""
+    m = metrics([e["output"] for e in examples], labels)
+    c = m["confusion"]
+    print("confusion matrix (rows: true label, columns: predicted)")
+    print(f"        pred 0  pred 1\n true 0 {c['tn']:>6}  {c['fp']:>6}\n true 1 {c['fn']:>6}  {c['tp']:>6}")
+    if threshold and settings.DECODE == "labels":
+        plain = metrics([e["output"] for e in examples], decisions(raw))
+        print(f"  the likelier label (threshold 0): {format_metrics(plain)}")
+        print(f"  with the decision threshold {threshold:+.3f} from training (what predict answers with):")
+    print(f"predict: holdout {settings.DATA_SET} ({settings.DECODE}): {format_metrics(m)}")
+
+
+def write_answers(settings, labels: list) -> None:
+    """questionB/result_<ds>.txt, in the layout of a result file already there (if any)."""
     # An answer that is not a label still needs a line, or every later answer would shift: write the
     # majority answer there (it is wrong at most as often as a guess) and say so above.
     majority = max(("0", "1"), key=lambda label: labels.count(label))
     written = [label if label is not None else majority for label in labels]
-    out = runtime.result_file(settings, task_name)
+    out = runtime.result_file(settings, settings.DATA_SET)
     with runtime.exclusive(out.parent, "predict.py"):
         runtime.remove_leftovers(out.parent)
-        layout = example_layout(settings, task_name)
+        layout = example_layout(settings, settings.DATA_SET)
         runtime.write_atomically(out, layout.format(written))
     print(f"predict: wrote {len(written)} answers to {runtime.shown(out)} ({label_counts(written)})")
 

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # the project's modules, when run as python lab/sweep.py
 
 import runtime  # noqa: E402
-from data_process import find_file, read_rows, stratified_sample, to_json  # noqa: E402
+from data_process import stratified_sample, to_json  # noqa: E402
+from tsv import find_file, read_rows  # noqa: E402
 from runtime import UserError  # noqa: E402
 from tasks import LABELS, TASKS, build_prompt, instruction_for, label_counts, label_words, metrics, model_input  # noqa: E402
 

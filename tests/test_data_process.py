@@ -13,6 +13,7 @@ from typing import List
 import pytest
 
 import data_process
+import tsv
 import runtime
 from conftest import run_script
 from runtime import UserError
@@ -117,7 +118,7 @@ def test_dev_row_with_wrong_field_count_is_an_error_naming_file_and_line(tmp_pat
     dev[4] = "dev4\t\tA row that lost a column."
     path = write_lines(tmp_path / "CoLA_dev.tsv", dev)
     with pytest.raises(UserError) as error:
-        data_process.read_rows(COLA, path, labelled=False)
+        tsv.read_rows(COLA, path, labelled=False)
     assert str(path) in str(error.value) and "line 5" in str(error.value)
 
 
@@ -165,14 +166,14 @@ def test_too_many_unreadable_train_rows_stop_with_advice(tmp_path):
 def test_comma_separated_file_is_refused_with_a_hint(tmp_path):
     path = write_lines(tmp_path / "CoLA_train.tsv", [line.replace("\t", ",") for line in cola_train_lines(20)])
     with pytest.raises(UserError, match="comma-separated"):
-        data_process.read_rows(COLA, path, labelled=True)
+        tsv.read_rows(COLA, path, labelled=True)
 
 
 def test_non_utf8_file_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "CoLA_dev.tsv"
     path.write_bytes("ok\nstill ok\n".encode() + "caf\u00e9\n".encode("latin-1"))
     with pytest.raises(UserError, match=r"line 3: bytes that are not UTF-8"):
-        data_process.read_rows(COLA, path, labelled=False)
+        tsv.read_rows(COLA, path, labelled=False)
 
 
 # --- QQP -------------------------------------------------------------------------------------------------
@@ -244,21 +245,21 @@ def test_qqp_quoted_train_fields_become_plain_text(tmp_path):
 
 
 def test_unquote():
-    assert data_process.unquote('"Is ""rightness"" just?"') == 'Is "rightness" just?'
-    assert data_process.unquote('He said "no" twice') == 'He said "no" twice'
-    assert data_process.unquote('""') == "" and data_process.unquote('"') == '"'
+    assert tsv.unquote('"Is ""rightness"" just?"') == 'Is "rightness" just?'
+    assert tsv.unquote('He said "no" twice') == 'He said "no" twice'
+    assert tsv.unquote('""') == "" and tsv.unquote('"') == '"'
 
 
 def test_qqp_header_without_question_column_is_refused(tmp_path):
     path = write_lines(tmp_path / "QQP_dev.tsv", ["id\tquestion1\ttext", "1\ta?\tb?"])
     with pytest.raises(UserError, match="question2"):
-        data_process.read_rows(QQP, path, labelled=False)
+        tsv.read_rows(QQP, path, labelled=False)
 
 
 def test_qqp_train_header_without_label_is_refused(tmp_path):
     path = write_lines(tmp_path / "QQP_train.tsv", ["id\tquestion1\tquestion2", "1\ta?\tb?"])
     with pytest.raises(UserError, match="no label column"):
-        data_process.read_rows(QQP, path, labelled=True)
+        tsv.read_rows(QQP, path, labelled=True)
 
 
 # --- SST-2 -----------------------------------------------------------------------------------------------
@@ -301,10 +302,10 @@ def test_model_input_presents_both_questions():
 
 # --- sampling --------------------------------------------------------------------------------------------
 
-def rows(n_zero: int, n_one: int) -> List[data_process.Row]:
+def rows(n_zero: int, n_one: int) -> List[tsv.Row]:
     labels = ["0"] * n_zero + ["1"] * n_one
     random.Random(7).shuffle(labels)
-    return [data_process.Row(i + 1, [f"text {i}"], label) for i, label in enumerate(labels)]
+    return [tsv.Row(i + 1, [f"text {i}"], label) for i, label in enumerate(labels)]
 
 
 @pytest.mark.parametrize("n_zero, n_one, n, want_zero", [(300, 700, 200, 60), (333, 667, 100, 33), (10, 990, 40, 0),

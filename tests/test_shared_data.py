@@ -17,6 +17,7 @@ from typing import List
 import pytest
 
 import data_process
+import tsv
 import runtime
 from conftest import run_script
 from tasks import TASKS, model_input
@@ -108,7 +109,7 @@ def test_cola_glue_test_layout_as_dev(shared_data, tmp_path):
 
 
 def test_cola_train_keeps_literal_quotes_and_the_unannotated_zero(shared_data):
-    rows, bad, n = data_process.read_rows(COLA, shared_data / "CoLA" / "in_domain_train.tsv", labelled=True)
+    rows, bad, n = tsv.read_rows(COLA, shared_data / "CoLA" / "in_domain_train.tsv", labelled=True)
     assert (len(rows), bad, n) == (8551, {}, 8551)
     by_line = {row.line: row for row in rows}
     assert by_line[3057].texts == ['Susan whispered "Shut up".']
@@ -128,7 +129,7 @@ def test_qqp_train_subset_noheader(shared_data, tmp_path, capsys):
     assert "23497 rows read; skipped 1 unreadable: line 1 (5 fields instead of 6)" in printed
     assert (len(out["train"]), len(out["val"]), len(out["dev"])) == (4000, 400, 9)
 
-    rows, bad, n = data_process.read_rows(QQP, train_file, labelled=True)
+    rows, bad, n = tsv.read_rows(QQP, train_file, labelled=True)
     assert (len(rows), list(bad), n) == (23496, [1], 23497)
     assert Counter(row.label for row in rows) == {"0": 14749, "1": 8747}
     with open(train_file, encoding="utf-8", newline="") as f:   # the reference reading: a CSV reader, tab-separated
@@ -169,7 +170,7 @@ def test_qqp_glue_heads(shared_data, tmp_path):
 def test_sst2_train_dev_and_test(shared_data, tmp_path):
     sst = shared_data / "SST-2"
     out = process(tmp_path, SST2, sst / "train.tsv", sst / "dev.tsv")
-    rows, bad, n = data_process.read_rows(SST2, sst / "train.tsv", labelled=True)
+    rows, bad, n = tsv.read_rows(SST2, sst / "train.tsv", labelled=True)
     assert (len(rows), bad, n) == (67349, {}, 67349)
     assert Counter(row.label for row in rows) == {"0": 29780, "1": 37569}
     assert (len(out["train"]), len(out["val"])) == (4000, 400)

@@ -88,7 +88,7 @@ def test_plan_gives_several_seeds_to_small_sizes_only():
 
 def test_a_one_class_answer_is_reported():
     from lab.sweep import scores
-    from data_process import Row
+    from tsv import Row
     data = SimpleNamespace(eval=[Row(i, ["x"], random.Random(i).choice("01")) for i in range(20)])
     settings = SimpleNamespace(MODEL_PATH="")
     row = scores(settings, data, ["1"] * 20, invalid="0/20")
@@ -148,7 +148,7 @@ def test_sweep_end_to_end_and_rerun_skips_finished_cells(tiny_gemma, tiny_encode
 
 def test_fewshot_prompts_fit_max_length_and_alternate_the_labels(tiny_gemma):
     import modeling
-    from data_process import Row
+    from tsv import Row
     from lab.sweep import fewshot_prompts
     from tasks import TASKS
     tokenizer = modeling.load_tokenizer(tiny_gemma)
