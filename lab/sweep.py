@@ -20,7 +20,9 @@ Any other setting of config.py applies too (--model_path, --learning_rate, --hea
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 import random
 import shutil
@@ -43,7 +45,19 @@ from tasks import LABELS, TASKS, build_prompt, instruction_for, label_counts, la
 METHODS = ("head", "lora", "zeroshot", "calibrated", "fewshot")
 UNTRAINED = ("zeroshot", "calibrated")   # one cell per task (size 0): no sample, drawn as flat lines
 COLUMNS = ["method", "size", "seed", "n_train", "n_eval", "accuracy", "mcc", "f1", "invalid", "predicted_1",
-           "train_seconds", "steps", "batch", "epochs", "model", "note", "cell_seconds", "ms_per_item", "device"]
+           "train_seconds", "steps", "batch", "epochs", "model", "note", "cell_seconds", "ms_per_item", "device",
+           "depends"]
+# The settings each method's cells depend on, besides the model, the prompt and the rows (see depends_on).
+METHOD_SETTINGS = {
+    "head": ("HEAD_MODEL_PATH", "HEAD_LEARNING_RATE", "HEAD_EPOCHS", "MIN_STEPS", "MAX_LENGTH", "BATCH_SIZE"),
+    "zeroshot": ("MAX_LENGTH", "MAX_NEW_TOKENS", "INVALID_ROWS"),
+    "calibrated": ("MAX_LENGTH",),
+    "fewshot": ("MAX_LENGTH", "FEWSHOT_K"),
+    "lora": ("MAX_LENGTH", "MAX_NEW_TOKENS", "INVALID_ROWS", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "LORA_TARGETS",
+             "EPOCHS", "MAX_STEPS", "MIN_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO",
+             "WEIGHT_DECAY", "LR_SCHEDULER", "GROUP_BY_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH", "PRECISION",
+             "THRESHOLD_MIN_GAIN", "COLLAPSE_MCC", "RESTARTS", "RESTART_LR_FACTOR"),
+}
 # Content-free inputs for contextual calibration (Zhao et al. 2021, "Calibrate before use"): the model's label
 # preference on them is its bias, whatever the input says.
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -80,9 +94,12 @@ def load_data(settings, task) -> SimpleNamespace:
     if len(pool) < 2:
         raise UserError(f"{train_path.resolve()} leaves {len(pool)} rows to sample from after the holdouts: lower --eval_size "
                         f"or --holdout_size.")
+    if not eval_rows or any(r.label not in LABELS for r in eval_rows):
+        raise UserError(f"the eval rows ({source}) have no labels to score against: give a labelled --eval_file "
+                        f"(e.g. GLUE's dev.tsv), or leave it empty to carve EVAL_SIZE rows from the training file.")
     print(f"  eval: {source} ({label_counts([r.label for r in eval_rows])}); selection holdout for LoRA: "
           f"{len(selection)}; pool to sample from: {len(pool)} ({label_counts([r.label for r in pool])})")
-    return SimpleNamespace(eval=eval_rows, selection=selection, pool=pool, eval_source=source)
+    return SimpleNamespace(eval=eval_rows, selection=selection, pool=pool, eval_source=source, task=task)
 
 
 def methods_and_sizes(settings) -> tuple:
@@ -130,7 +147,7 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     lab_dir = runtime.project_path(settings.LAB_DIR)
     with runtime.exclusive(lab_dir, wait=True):   # the folder itself is the lock: no lock file is left behind
         path = lab_dir / f"lab_{task_name}.csv"
-        rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row)]
+        rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row) and is_complete(r)]
         rows.append({c: str(row.get(c, "")) for c in COLUMNS})
         rows.sort(key=lambda r: (r["method"], int(r["n_train"]), int(r["seed"])))
         text = io.StringIO()
@@ -146,6 +163,50 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
 
 def key(row: dict) -> tuple:
     return row["method"], str(row["size"]), str(row["seed"])
+
+
+def is_complete(row: dict) -> bool:
+    """A row the CSV holds whole: a run cut off while writing, or a hand edit, leaves one that is re-run."""
+    try:
+        return all(row.get(c) is not None for c in COLUMNS[:-1]) and int(row["n_train"]) >= 0 and \
+            int(row["n_eval"]) > 0 and all(-1 <= float(row[c]) <= 1 for c in ("accuracy", "mcc", "f1"))
+    except (TypeError, ValueError):
+        return False
+
+
+def depends_on(settings, method: str, data) -> str:
+    """A short hash of what a cell's result depends on: the model (its files), the instruction and label words, the
+    method's settings, and the rows it samples from and is scored on. A cell in the CSV with another hash is re-run."""
+    model = runtime.model_dir(settings) if method != "head" else None
+    facts = {
+        "model": runtime.model_fingerprint(model) if model is not None and model.is_dir() else str(model),
+        "instruction": instruction_for(data.task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS)),
+        "settings": {name: getattr(settings, name) for name in METHOD_SETTINGS[method]},
+        "rows": [[r.texts, r.label] for r in data.eval] + [[r.texts, r.label] for r in data.pool],
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+
+
+def finished_cells(rows: List[Dict[str, str]], settings, data) -> set:
+    """The keys of the CSV's cells that need not run again, saying which others will and why."""
+    finished, legacy, stale, damaged = set(), 0, [], []
+    for row in rows:
+        if not is_complete(row):
+            damaged.append(key(row))
+        elif not row.get("depends"):
+            finished.add(key(row))
+            legacy += 1
+        elif row["depends"] == depends_on(settings, row["method"], data):
+            finished.add(key(row))
+        else:
+            stale.append(key(row))
+    if legacy:
+        print(f"  {legacy} rows predate the record of what a cell depends on: kept as they are (delete one to re-run it)")
+    for what, keys in (("damaged (cut off or edited)", damaged), ("made with another model, prompt, setting or rows",
+                                                                   stale)):
+        if keys:
+            print(f"  {len(keys)} rows {what}: run again, e.g. {' '.join(keys[0])}")
+    return finished
 
 
 def summary(rows: List[Dict[str, str]]) -> List[dict]:
@@ -450,11 +511,14 @@ RUNNERS = {"head": run_head, "lora": run_lora, "zeroshot": run_zeroshot, "calibr
 def main(settings) -> None:
     task = TASKS[settings.DATA_SET]
     methods_and_sizes(settings)
+    lab_dir = runtime.project_path(settings.LAB_DIR)
+    if lab_dir.exists() and not lab_dir.is_dir():
+        raise UserError(f"LAB_DIR {lab_dir} is a file, not a folder: give a folder for the tables (--lab_dir PATH).")
     print(f"[{task.name}] reading the data")
     data = load_data(settings, task)
     cells = plan(settings, len(data.pool))
     results_path = runtime.project_path(settings.LAB_DIR) / f"lab_{task.name}.csv"
-    finished = {key(r) for r in read_results(results_path)}
+    finished = finished_cells(read_results(results_path), settings, data)
     todo = [c for c in cells if (c[0], c[1], str(c[3])) not in finished]
     print(f"{len(cells)} cells, {len(cells) - len(todo)} already in {runtime.shown(results_path)}, {len(todo)} to run")
     started = time.time()
@@ -466,7 +530,8 @@ def main(settings) -> None:
         result = RUNNERS[method](SimpleNamespace(**dict(vars(settings), SEED_OF_CELL=seed)), task, sample, data)
         took = time.time() - cell_started
         row = dict(result, method=method, size=label, seed=seed, n_train=len(sample), n_eval=len(data.eval),
-                   cell_seconds=round(took, 1), ms_per_item=round(1000 * took / len(data.eval), 1), device=device())
+                   cell_seconds=round(took, 1), ms_per_item=round(1000 * took / len(data.eval), 1), device=device(),
+                   depends=depends_on(settings, method, data))
         row["accuracy"], row["mcc"], row["f1"] = (round(row[k], 4) for k in ("accuracy", "mcc", "f1"))
         save_row(settings, task.name, row, data)
         print(f"--- {method} size {label} seed {seed}: accuracy {row['accuracy']:.4f}, MCC {row['mcc']:.3f}, "

@@ -170,3 +170,31 @@ def test_fewshot_prompts_fit_max_length_and_alternate_the_labels(tiny_gemma):
                                 questions)
     text = tokenizer.decode(worded[0], skip_special_tokens=True)
     assert [part.split("\n")[0] for part in text.split("### Response:\n")[1:-1]] == ["n", "y", "n", "y"]   # the answer words
+
+
+def test_the_cache_knows_what_a_cell_depends_on_and_reruns_damaged_rows(tiny_gemma, synthetic_data, tmp_path):
+    lab = tmp_path / "lab"
+    args = ["--data_set", "CoLA", "--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
+            "--lab_dir", str(lab), "--methods", "zeroshot", "--sizes", "16", "--eval_size", "30", "--holdout_size",
+            "16", "--invalid_rows", "5", "--max_new_tokens", "2"]
+    assert "1 to run" in run_script("lab/sweep.py", *args).stdout
+    assert "0 to run" in run_script("lab/sweep.py", *args).stdout
+    other_prompt = run_script("lab/sweep.py", *args, "--instruction", "Is this fine? Answer 1 or 0.").stdout
+    assert "1 rows made with another model, prompt, setting or rows: run again" in other_prompt and "1 to run" in other_prompt
+    table = lab / "lab_CoLA.csv"
+    table.write_text(table.read_text()[:-40])   # a write cut off by a crash, by hand
+    damaged = run_script("lab/sweep.py", *args).stdout
+    assert "1 rows damaged (cut off or edited): run again" in damaged and "1 to run" in damaged
+    assert len(read_csv(table)) == 1
+
+
+def test_lab_inputs_are_checked_before_the_first_cell(tiny_gemma, synthetic_data, tmp_path):
+    args = ["--data_set", "CoLA", "--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma),
+            "--methods", "zeroshot", "--sizes", "16"]
+    (tmp_path / "a_file").write_text("")
+    refused = run_script("lab/sweep.py", *args, "--lab_dir", str(tmp_path / "a_file"), check=False)
+    assert refused.returncode == 2 and "is a file, not a folder" in refused.stderr
+    refused = run_script("lab/sweep.py", *args, "--lab_dir", str(tmp_path / "lab"), "--eval_file",
+                         str(synthetic_data / "data" / "CoLA_dev.tsv"), check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "--cell" not in refused.stdout
+    assert not (tmp_path / "lab" / "lab_CoLA.csv").exists()
