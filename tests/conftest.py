@@ -45,7 +45,7 @@ def tiny_gemma(tmp_path_factory) -> Path:
     """A tiny random Gemma with a SentencePiece tokenizer, built by the stack under test."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tools.make_tiny_gemma import build_tiny_gemma
+    from tiny_gemma import build_tiny_gemma
     return build_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma") / "model")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_script
-from tools.make_tiny_gemma import TINY_TRAINING
+from tiny_gemma import TINY_TRAINING
 
 
 def test_exam_flow_learns_and_grades_full_marks_for_structure(tmp_path, tiny_gemma, synthetic_data, outputs):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import run_script
-from tools.make_tiny_gemma import TINY_TRAINING
+from tiny_gemma import TINY_TRAINING
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

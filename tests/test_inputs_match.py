@@ -12,7 +12,7 @@ import pytest
 import adapters
 import runtime
 from conftest import run_script
-from tools.make_tiny_gemma import TINY_TRAINING
+from tiny_gemma import TINY_TRAINING
 
 
 @pytest.fixture

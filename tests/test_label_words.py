@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_script
 from tasks import TASKS, instruction_for, label_words, read_label
-from tools.make_tiny_gemma import TINY_TRAINING
+from tiny_gemma import TINY_TRAINING
 
 
 def test_label_words_are_parsed_and_checked():

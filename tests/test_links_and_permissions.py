@@ -10,7 +10,7 @@ import pytest
 
 import runtime
 from conftest import run_script
-from tools.make_tiny_gemma import TINY_TRAINING
+from tiny_gemma import TINY_TRAINING
 
 
 def mode(path) -> int:

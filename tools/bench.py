@@ -32,6 +32,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
 
 import runtime  # noqa: E402  (needs ROOT on sys.path)
 
@@ -103,7 +104,7 @@ def stack() -> str:
 
 def tokenizer_folder(workdir: Path) -> Path:
     """The tiny Gemma's SentencePiece tokenizer (Gemma's ids and conventions, 1024 pieces), stand-in for gemma-2b's."""
-    from tools.make_tiny_gemma import train_tokenizer, write_tokenizer_config
+    from tiny_gemma import train_tokenizer, write_tokenizer_config
     folder = workdir / "tokenizer"
     if not (folder / "tokenizer.model").is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -617,7 +618,7 @@ def step_examples(n: int) -> list:
     if path.is_file():
         rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[:n]]
         return [{"instruction": TASKS["CoLA"].instruction, "input": r[3], "output": r[1]} for r in rows]
-    from tools.make_tiny_gemma import _sentence
+    from tiny_gemma import _sentence
     import random
     rng = random.Random(0)
     return [{"instruction": TASKS["CoLA"].instruction, "input": _sentence(rng), "output": str(i % 2)} for i in range(n)]

@@ -2,7 +2,7 @@
 
     python tools/demo.py            # or: bash tools/run_demo.sh (sets up the packages first)
 
-Builds a tiny random Gemma (tools/make_tiny_gemma.py) and synthetic CoLA/QQP files in the exam's
+Builds a tiny random Gemma (tests/tiny_gemma.py) and synthetic CoLA/QQP files in the exam's
 layouts (tools/make_synthetic_data.py), then runs exactly the four exam commands on them:
 data_process.py -> train.py -> predict.py -> grade.py, for CoLA and QQP. Everything goes under
 demo_run/ (the exam's pre_data/, saved_model/ and questionB/ are left alone). The labels are decided by a
@@ -18,9 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
 
 from tools.make_synthetic_data import make_synthetic_data  # noqa: E402
-from tools.make_tiny_gemma import TINY_TRAINING, build_tiny_gemma  # noqa: E402
+from tiny_gemma import TINY_TRAINING, build_tiny_gemma  # noqa: E402
 
 RUN = ROOT / "demo_run"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
 
 import torch  # noqa: E402
 
@@ -31,7 +32,7 @@ import data_process  # noqa: E402
 import predict  # noqa: E402
 import runtime  # noqa: E402
 import train  # noqa: E402
-from tools.make_tiny_gemma import build_tiny_gemma  # noqa: E402
+from tiny_gemma import build_tiny_gemma  # noqa: E402
 
 GEMMA_2B = dict(hidden_size=2048, num_hidden_layers=18, num_attention_heads=8, num_key_value_heads=1, head_dim=256,
                 intermediate_size=16384, vocab_size=256000, max_position_embeddings=8192)

@@ -5,7 +5,7 @@ Usage:
 
     # from Python (tests):
     from make_tiny_gemma import build_tiny_gemma          # with tools/ on sys.path
-    from tools.make_tiny_gemma import build_tiny_gemma    # from the repository root
+    from tiny_gemma import build_tiny_gemma    # from the repository root
     folder = build_tiny_gemma(tmp_path / "tiny-gemma", vocab_size=1024, seed=0)
 
 OUT_DIR then loads exactly like a real gemma-2b folder, with no network:
