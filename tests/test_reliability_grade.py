@@ -166,27 +166,28 @@ def test_an_answer_file_named_in_another_spelling_is_found(tmp_path, gold):
     assert report["data_sets"][0]["accuracy"]["metrics"]["correct"] == 150
 
 
-def test_a_data_set_with_work_but_no_answer_file_is_named_not_dropped_silently(tmp_path, gold):
-    answers = tmp_path / "answers"
+def answers_and_results(tmp_path, gold) -> tuple:
+    """answers/result_CoLA.txt with the gold labels, an empty questionB/, and grade.py's folder arguments."""
+    answers, results = tmp_path / "answers", tmp_path / "questionB"
     answers.mkdir()
-    (answers / "result_CoLA.txt").write_text(plain(gold))
-    results = tmp_path / "questionB"
     results.mkdir()
+    (answers / "result_CoLA.txt").write_text(plain(gold))
+    where = ["--answer_dir", str(answers), "--result_dir", str(results), "--pre_data_dir", str(tmp_path / "pre_data"),
+             "--saved_model_dir", str(tmp_path / "saved_model")]
+    return results, where
+
+
+def test_a_data_set_with_work_but_no_answer_file_is_named_not_dropped_silently(tmp_path, gold):
+    results, where = answers_and_results(tmp_path, gold)
     (results / "result_CoLA.txt").write_text(plain(gold))
     (results / "result_QQP.txt").write_text(plain(gold))
-    out = run("grade.py", "--answer_dir", str(answers), "--result_dir", str(results),
-              "--pre_data_dir", str(tmp_path / "pre_data"), "--saved_model_dir", str(tmp_path / "saved_model")).stdout
+    out = run("grade.py", *where).stdout
     assert "note: QQP has work here (result file) but no answer file result_QQP*.txt" in out, out
 
 
 def test_a_result_file_that_is_a_link_loop_is_reported_not_a_traceback(tmp_path, gold):
-    answers = tmp_path / "answers"
-    answers.mkdir()
-    (answers / "result_CoLA.txt").write_text(plain(gold))
-    results = tmp_path / "questionB"
-    results.mkdir()
+    results, where = answers_and_results(tmp_path, gold)
     (results / "result_CoLA.txt").symlink_to(results / "result_CoLA.txt")
-    done = run("grade.py", "--data_set", "CoLA", "--answer_dir", str(answers), "--result_dir", str(results),
-               "--pre_data_dir", str(tmp_path / "pre_data"), "--saved_model_dir", str(tmp_path / "saved_model"))
+    done = run("grade.py", "--data_set", "CoLA", *where)
     assert "Traceback" not in done.stderr and done.returncode in (0, 2), done.stderr
     assert "result_CoLA.txt" in done.stdout + done.stderr
