@@ -20,7 +20,7 @@ from typing import Dict, List
 import runtime
 from runtime import UserError
 from tasks import LABELS, TASKS, Task, instruction_for, label_counts, label_words, model_input
-from tsv import Row, find_file, plain_name, read_rows
+from tsv import Row, find_file, plain_name, read_rows, without_cyclic_gc
 
 def stratified_sample(rows: List[Row], n: int, rng: random.Random, balanced: bool) -> List[Row]:
     """n rows keeping each label's share (or an equal count per label when balanced), in file order."""
@@ -49,6 +49,7 @@ def to_json(task: Task, rows: List[Row], with_output: bool, instruction: str = "
     ]
 
 
+@without_cyclic_gc()   # rows and examples by the hundred thousand, and no cycles among them
 def process(task: Task, folder: Path, settings) -> None:
     """One data set: read both TSVs, draw the holdout and the training sample, write the three JSON files."""
     train_path, dev_path = find_file(folder, task, "train"), find_file(folder, task, "dev")
@@ -99,8 +100,9 @@ def sample(train_rows: List[Row], train_path: Path, settings) -> tuple:
     # A text that is in the holdout never goes to training, whichever of its copies was drawn: else the holdout
     # would score rows the model has seen, and train.py would keep its best checkpoint by them.
     held = {tuple(row.texts) for row in holdout}
-    rest = [row for row in train_rows if tuple(row.texts) not in held]
-    repeated = len(train_rows) - len({tuple(row.texts) for row in train_rows})
+    keys = [tuple(row.texts) for row in train_rows]
+    rest = [row for row, text in zip(train_rows, keys) if text not in held]
+    repeated = len(keys) - len(set(keys))
     if repeated:
         print(f"  note: {repeated} rows repeat the text of an earlier row; no text is in both the holdout and training")
     cap = settings.MAX_SAMPLES if settings.MAX_SAMPLES > 0 else len(rest)

@@ -282,7 +282,12 @@ def restore_folder(final: Path) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    write_atomically(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+    """obj as UTF-8 JSON; a list one item a line (readable, and json's C encoder: indent= runs its Python one)."""
+    if isinstance(obj, list) and obj:
+        text = "[\n" + ",\n".join(json.dumps(item, ensure_ascii=False) for item in obj) + "\n]\n"
+    else:
+        text = json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
+    write_atomically(path, text)
 
 
 # What data_process built pre_data/<ds>/ from (the TSVs' paths and hashes, the instruction, the label words), beside
