@@ -43,29 +43,37 @@ def check_answer_words(settings, record: dict, task_name: str) -> None:
 
 
 def check_inputs(settings, record: dict, task_name: str, examples: list) -> None:
-    """The files predict is about to use are those the adapter was made from: the same instruction in pre_data, the
-    same base model and tokenizer, and a dev TSV that has not changed since data_process read it."""
+    """The pre_data predict is about to use is what the adapter was made for: the same data set and instruction, and
+    a dev TSV that has not changed since data_process read it."""
     adapter = runtime.shown(runtime.adapter_dir(settings, task_name))
+    if record.get("data_set") and record["data_set"] != task_name:
+        return   # modeling.load_adapter says which data set the adapter is for, and what to do
     trained_with = record.get("instruction")
     if trained_with and examples and examples[0]["instruction"] != trained_with:
         raise UserError(f"pre_data/{task_name} was rebuilt with another instruction than {adapter} was trained with "
                         f"({examples[0]['instruction'][:60]!r} against {trained_with[:60]!r}): the adapter would read "
                         f"prompts it never saw. Train again (python train.py), or rebuild pre_data with the instruction "
                         f"it was trained with (--instruction, or INSTRUCTION in config.py).")
-    trained_on = record.get("base_model_fingerprint") or {}
-    folder = runtime.model_dir(settings)
-    now = runtime.model_fingerprint(folder) if trained_on else {}
-    changed = sorted(name for name in set(trained_on) | set(now) if trained_on.get(name) != now.get(name))
-    if changed:
-        raise UserError(f"{folder} is not the base model {adapter} was trained on ({', '.join(changed)} differ from "
-                        f"{record.get('base_model')}): an adapter only fits the weights and tokenizer it was trained "
-                        f"with. Point MODEL_PATH at that model, or train again on this one.")
     source = runtime.pre_data_source(settings, task_name)
     dev_tsv = Path(source.get("dev_tsv", ""))
     if settings.SPLIT == "dev" and source and dev_tsv.is_file() and runtime.sha256_of(dev_tsv) != source.get("dev_sha256"):
         raise UserError(f"{dev_tsv} changed after data_process read it: pre_data/{task_name}/{task_name}_dev.json holds "
                         f"the old items, whose answers would not match the new file. Run python data_process.py again "
                         f"(the adapter can stay).")
+
+
+def check_base_model(settings, record: dict, task_name: str) -> None:
+    """MODEL_PATH holds the base model and tokenizer the adapter was trained on (run_record.json's fingerprints).
+    Called once the folder itself has passed modeling's checks, whose messages say more about a broken folder."""
+    trained_on = record.get("base_model_fingerprint") or {}
+    folder = runtime.model_dir(settings)
+    now = runtime.model_fingerprint(folder) if trained_on else {}
+    changed = sorted(name for name in set(trained_on) | set(now) if trained_on.get(name) != now.get(name))
+    if changed and record.get("data_set", task_name) == task_name:
+        raise UserError(f"{folder} is not the base model {runtime.shown(runtime.adapter_dir(settings, task_name))} "
+                        f"was trained on ({', '.join(changed)} differ from {record.get('base_model')}): an adapter only "
+                        f"fits the weights and tokenizer it was trained with. Point MODEL_PATH at that model, or train "
+                        f"again on this one.")
 
 
 def main(settings) -> None:
@@ -83,6 +91,10 @@ def main(settings) -> None:
     threshold = float(record.get("decision_threshold") or 0.0) if settings.DECISION == "tuned" else 0.0
     import modeling   # torch and transformers load here, after the cheap checks
 
+    modeling.check_model_folder(runtime.model_dir(settings), settings.ALLOW_PICKLE)
+    modeling.refuse_unknown_model_type(runtime.model_dir(settings))
+    modeling.load_tokenizer(runtime.model_dir(settings))   # a damaged tokenizer is named as such, not as another model
+    check_base_model(settings, record, task_name)
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, settings, task_name)
     # One input at a time, as the exam requires (batch_size=1: no padding, no interaction between items).

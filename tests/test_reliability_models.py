@@ -297,8 +297,9 @@ def test_an_adapter_for_another_base_model_is_refused(work, tmp_path, cli):
     config = AutoConfig.from_pretrained(str(work.model))
     config.intermediate_size = 96
     AutoModelForCausalLM.from_config(config).save_pretrained(str(other))
+    # run_record.json knows the model it was trained on: refused before any weights load, naming both folders.
     in_process_error(cli("predict.py", *places(work.out, other), "--data_set", "CoLA"), "predict.py",
-                     "trained for a base model of another shape", str(other), "base_model_name_or_path")
+                     "is not the base model", str(other), "config.json", "Point MODEL_PATH at that model")
     intact(work)
 
 
