@@ -6,6 +6,7 @@ differ, versions.py says how.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,10 +19,13 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import warnings
 
+import peft
 import torch
 import transformers
 from peft import PeftModel
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 import adapters
 import runtime
@@ -84,7 +88,6 @@ def check_model_folder(folder: Path, allow_pickle: bool) -> None:
 
 def refuse_unknown_model_type(folder: Path) -> None:
     """One paragraph instead of a traceback when this transformers is too old for the model (Gemma 3 on 4.38.1)."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
     if not model_type or model_type in CONFIG_MAPPING_NAMES:
@@ -190,9 +193,7 @@ def load_adapter(model, settings: SimpleNamespace, task_name: str):
 def known_lora_config(folder: Path):
     """The adapter's LoraConfig without the fields this peft does not know (a newer peft writes more), or None
     when there are none (peft then reads adapter_config.json itself). Unknown fields are named in a warning."""
-    import dataclasses
 
-    import peft
 
     path = folder / "adapter_config.json"
     try:
@@ -398,7 +399,6 @@ def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: 
     the raw outputs are those margins); decode="generate" decodes freely and reads the label out of the text (None
     when the text is not a label; the raw outputs are the texts). words: LABEL_WORDS.
     """
-    from tqdm.auto import tqdm
 
     room = max_length - ANSWER_LENGTH                     # the label and EOS come after the prompt in training
     encoded = [encode_prompt(tokenizer, e["instruction"], e["input"], room) for e in examples]

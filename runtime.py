@@ -3,14 +3,20 @@ errors, atomic writes, locks and run records. No torch here, so the light script
 """
 from __future__ import annotations
 
+import difflib
+import errno
+import fcntl
+import gc
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import textwrap
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterator, List, Optional
@@ -73,7 +79,6 @@ def load_settings(argv: Optional[List[str]] = None, doc: str = "") -> SimpleName
         name, has_value, value = arg[2:].partition("=")   # split on the first "=" only
         key = name.upper().replace("-", "_")
         if key not in settings:
-            import difflib
             close = difflib.get_close_matches(key, list(settings), n=1)
             hint = f" Did you mean --{close[0].lower()}?" if close else ""
             valid = ", ".join(n.lower() for n in settings)
@@ -243,7 +248,6 @@ def write_atomically(path: Path, data: str) -> None:
 def remove_leftovers(folder: Path) -> int:
     """Delete what a run killed outright (SIGKILL, power cut) left in folder: unfinished temporary files and
     staging folders. Call it holding the folder's lock, so no running run's files are taken. Returns how many."""
-    import shutil
     if not folder.is_dir():
         return 0
     found = [p for p in folder.iterdir() if p.name.startswith(".") and
@@ -259,8 +263,6 @@ def replace_folder(new: Path, final: Path) -> None:
     Two renames: final -> final.old, new -> final. A run killed between them leaves final.old and no final, and
     the next call (or restore_folder) puts final.old back first.
     """
-    import errno
-    import shutil
     final = through_links(final)
     readable_by_all(new)
     restore_folder(final)
@@ -342,7 +344,6 @@ def exclusive(folder: Path, what: str = "", wait: bool = False) -> Iterator[None
     The lock is the kernel's (flock on the folder itself): it leaves no file behind, and it ends with the process
     that holds it, however that process ends, so a stale lock cannot exist and two runs can never both go on.
     """
-    import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(folder, os.O_RDONLY)
@@ -361,7 +362,6 @@ def exclusive(folder: Path, what: str = "", wait: bool = False) -> Iterator[None
 
 def package_versions(names=("python", "torch", "transformers", "peft", "accelerate", "datasets",
                             "tokenizers", "sentencepiece", "numpy")) -> dict:
-    from importlib import metadata
     versions = {}
     for name in names:
         if name == "python":
@@ -378,7 +378,6 @@ def package_versions(names=("python", "torch", "transformers", "peft", "accelera
 
 def file_system_message(error: OSError) -> str:
     """What an OSError means for the user, the path it concerns and what to do, in one paragraph."""
-    import errno
     path = error.filename or "a file"
     other = f" (and {error.filename2})" if getattr(error, "filename2", None) else ""
     where = Path(str(path)).parent if error.filename else "the folder"
@@ -416,7 +415,6 @@ def run(main: Callable[[SimpleNamespace], None], doc: str) -> None:
     except KeyboardInterrupt:
         failure, code = "interrupted; files already written are complete, nothing is half-written.", 130
     # Out of the except blocks the failed frames can be freed: their progress bars close now, not after the message.
-    import gc
     gc.collect()
     print(f"\n{script}: {failure}", file=sys.stderr)
     raise SystemExit(code)

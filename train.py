@@ -15,6 +15,7 @@ is kept. Checkpoints for --resume go to checkpoints/<ds>/.
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -384,7 +385,6 @@ def is_main_process() -> bool:
 
 def release_memory() -> None:
     """Give a finished run's GPU memory back before the next run loads the base model again."""
-    import gc
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

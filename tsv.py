@@ -4,6 +4,7 @@ an encoding other than UTF-8). data_process.py and the lab read through it.
 """
 from __future__ import annotations
 
+import csv
 import gc
 import os
 import re
@@ -143,7 +144,6 @@ def is_header(fields: Sequence[str]) -> bool:
 
 def looks_comma_separated(lines: List[str]) -> bool:
     """Whether tab-less lines split into the same number (2 or more) of CSV fields each, as a CSV file does."""
-    import csv
     counts = {len(next(csv.reader([line]))) for line in lines if line.strip()}
     return len(lines) >= 3 and len(counts) == 1 and counts.pop() >= 2
 

@@ -89,7 +89,7 @@ def test_gemma3_270m_learns_real_sst2_through_the_exam_commands(tmp_path, output
 
 SMOLLM2_FOLDER = ROOT / "models" / "smollm2-135m"   # built by the latest stack (tools/run_tests.sh does it first)
 # Calibrated on this test's settings (docs/real_model.md, "The exam stack"): see SMOLLM2_MARGIN.
-SMOLLM2_TRAINING = ["--precision", "bf16", "--learning_rate", "1e-3", "--max_steps", "32", "--batch_size", "8",
+SMOLLM2_TRAINING = ["--precision", "bf16", "--learning_rate", "1e-3", "--max_steps", "20", "--batch_size", "16",
                     "--grad_accum", "1", "--evals_per_epoch", "2", "--logging_steps", "5", "--restarts", "0",
                     "--predict_count", "20"]
 SMOLLM2_MARGIN = 0.10
