@@ -94,35 +94,19 @@ def gib(n_bytes: int) -> float:
     return n_bytes / 2 ** 30
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dry_run", action="store_true", help="a small model, on the CPU if there is no GPU")
-    args = parser.parse_args(argv)
-    on_gpu = torch.cuda.is_available()
-    if not on_gpu and not args.dry_run:
-        print("gpu_check: no CUDA GPU here; run it with --dry_run to check the steps on a CPU", file=sys.stderr)
-        return 2
-    device = "cuda" if on_gpu else "cpu"
-    if on_gpu:
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, A10_USABLE_GIB * 2 ** 30 / total))
-    results = []
+class Checks:
+    """PASS / FAIL lines as the checks run, and whether all passed."""
 
-    def check(name: str, ok: bool, detail: str) -> None:
-        results.append(ok)
+    def __init__(self):
+        self.results = []
+
+    def __call__(self, name: str, ok: bool, detail: str) -> None:
+        self.results.append(ok)
         print(f"{'PASS' if ok else 'FAIL'}  {name:<10} {detail}", flush=True)
 
-    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    shape = DRY_RUN if args.dry_run else GEMMA_2B
-    model_folder = random_model_folder(shape, work / "model")
-    where = ["--data_set", "CoLA", "--data_dir", str(worst_case_data(work / "data")), "--model_path", str(model_folder),
-             "--pre_data_dir", str(work / "pre_data"), "--saved_model_dir", str(work / "saved_model"),
-             "--result_dir", str(work / "questionB"), "--checkpoint_dir", str(work / "checkpoints"),
-             "--precision", "bf16", "--max_samples", "64", "--holdout_size", "16", "--max_steps", "4",
-             "--evals_per_epoch", "1", "--logging_steps", "1"]
-    settings = runtime.load_settings(where)
-    data_process.main(settings)
 
+def check_model(settings, device: str, check: Checks) -> None:
+    """What train.py builds: the precision and place of every weight, the attention, GELU and rotary angles."""
     model, _ = train.build_model(settings)
     base = {p.dtype for n, p in model.named_parameters() if "lora_" not in n}
     lora = {p.dtype for n, p in model.named_parameters() if "lora_" in n}
@@ -134,8 +118,10 @@ def main(argv=None) -> int:
     check("gelu", gelu_form(model.get_base_model()) == "tanh", gelu_form(model.get_base_model()))
     error = rotary_error_under_autocast(model, device)
     check("positions", error == 0.0, f"max |cos error| under bf16 autocast over 256 positions: {error:.4f}")
-    del model
 
+
+def check_train_and_predict(settings, where: list, on_gpu: bool, check: Checks) -> None:
+    """train.py and predict.py at the defaults on worst-case batches, their peaks, and the out-of-memory message."""
     if on_gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -148,21 +134,48 @@ def main(argv=None) -> int:
     predict.main(settings)
     lines = runtime.result_file(settings, "CoLA").read_text().splitlines()
     check("predict", len(lines) == 150, f"{len(lines)} answers written")
-    if on_gpu:
-        check("memory", True, f"prediction peak {gib(torch.cuda.max_memory_allocated()):.1f} GiB")
-        too_big = runtime.load_settings(where + ["--batch_size", "64", "--grad_accum", "1"])
-        try:
-            train.main(too_big)
-            check("oom", False, "batch 64 x 256 did not run out of memory: raise it in this script")
-        except runtime.UserError as e:
-            check("oom", "ran out of memory" in str(e), str(e)[:100])
-    else:
+    if not on_gpu:
         print("skip  memory, oom: no GPU (dry run)")
-    if all(results):
+        return
+    check("memory", True, f"prediction peak {gib(torch.cuda.max_memory_allocated()):.1f} GiB")
+    try:
+        train.main(runtime.load_settings(where + ["--batch_size", "64", "--grad_accum", "1"]))
+        check("oom", False, "batch 64 x 256 did not run out of memory: raise it in this script")
+    except runtime.UserError as e:
+        check("oom", "ran out of memory" in str(e), str(e)[:100])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dry_run", action="store_true", help="a small model, on the CPU if there is no GPU")
+    args = parser.parse_args(argv)
+    on_gpu = torch.cuda.is_available()
+    if not on_gpu and not args.dry_run:
+        print("gpu_check: no CUDA GPU here; run it with --dry_run to check the steps on a CPU", file=sys.stderr)
+        return 2
+    device = "cuda" if on_gpu else "cpu"
+    if on_gpu:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, A10_USABLE_GIB * 2 ** 30 / total))
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    model_folder = random_model_folder(DRY_RUN if args.dry_run else GEMMA_2B, work / "model")
+    where = ["--data_set", "CoLA", "--data_dir", str(worst_case_data(work / "data")), "--model_path", str(model_folder),
+             "--pre_data_dir", str(work / "pre_data"), "--saved_model_dir", str(work / "saved_model"),
+             "--result_dir", str(work / "questionB"), "--checkpoint_dir", str(work / "checkpoints"),
+             "--precision", "bf16", "--max_samples", "64", "--holdout_size", "16", "--max_steps", "4",
+             "--evals_per_epoch", "1", "--logging_steps", "1"]
+    settings = runtime.load_settings(where)
+    data_process.main(settings)
+    check = Checks()
+    check_model(settings, device, check)
+    check_train_and_predict(settings, where, on_gpu, check)
+    passed = all(check.results)
+    if passed:
         shutil.rmtree(work)
-    kept = "" if all(results) else f"; its files are in {work}"
-    print(f"gpu_check: {sum(results)}/{len(results)} checks passed ({'dry run, ' if args.dry_run else ''}{device}){kept}")
-    return 0 if all(results) else 1
+    kept = "" if passed else f"; its files are in {work}"
+    print(f"gpu_check: {sum(check.results)}/{len(check.results)} checks passed "
+          f"({'dry run, ' if args.dry_run else ''}{device}){kept}")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -129,57 +129,63 @@ def same_prompts(one, other) -> bool:
 
 
 def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dict:
+    """data_process, the untrained score, train, predict (holdout and dev, tuned and plain), grade and free decoding."""
     folder = out / task / name
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "log.txt"
     data = lay_out(task, out / task)
-    where = ["--data_set", task, "--data_dir", str(data), "--answer_dir", str(out / task / "answers"),
-             "--pre_data_dir", str(folder / "pre_data"), "--saved_model_dir", str(folder / "saved_model"),
-             "--result_dir", str(folder / "questionB"), "--checkpoint_dir", str(folder / "checkpoints")]
-    settings = runtime.load_settings(where + overrides)
-    run("data_process.py", where + overrides, log)
+    places = ["--data_set", task, "--data_dir", str(data), "--answer_dir", str(out / task / "answers"),
+              "--pre_data_dir", str(folder / "pre_data"), "--saved_model_dir", str(folder / "saved_model"),
+              "--result_dir", str(folder / "questionB"), "--checkpoint_dir", str(folder / "checkpoints")]
+    where = places + overrides
+    settings = runtime.load_settings(where)
+    run("data_process.py", where, log)
     holdout = runtime.load_examples(runtime.pre_data_file(settings, task, "val"))
-    n_train = len(runtime.load_examples(runtime.pre_data_file(settings, task, "train")))
     model_name = runtime.model_dir(settings).name
     alike = [r for r in rows if r["task"] == task and r["model"] == model_name
-             and same_prompts(runtime.load_settings(where + shlex.split(r["overrides"])), settings)]
+             and same_prompts(runtime.load_settings(places + shlex.split(r["overrides"])), settings)]
     earlier = next((r for r in alike if r["untrained_acc"]), None)
     if earlier:   # the same holdout prompts and model: the untrained score cannot differ
         untrained = {"accuracy": float(earlier["untrained_acc"]), "mcc": float(earlier["untrained_mcc"])}
     else:
         untrained = untrained_scores(settings, holdout)
-    majority = max(sum(e["output"] == label for e in holdout) for label in LABELS) / len(holdout)
-
-    run("train.py", where + overrides, log)
+    run("train.py", where, log)
     record = adapters.read_run_record(runtime.adapter_dir(settings, task))
-    scored_again = run("predict.py", where + overrides + ["--split", "val"], log)
+    measured = predictions(settings, where, folder, log, record, decode_freely=not any(r["invalid_generate"] for r in alike))
+    majority = max(sum(e["output"] == label for e in holdout) for label in LABELS) / len(holdout)
+    return dict(measured, task=task, row=name, model=model_name, overrides=shlex.join(overrides),
+                n_train=len(runtime.load_examples(runtime.pre_data_file(settings, task, "train"))),
+                n_holdout=len(holdout), majority=f"{majority:.4f}", untrained_acc=f"{untrained['accuracy']:.4f}",
+                untrained_mcc=f"{untrained['mcc']:.3f}", holdout_acc=f"{record['holdout_accuracy']:.4f}",
+                holdout_mcc=f"{record['holdout_mcc']:.3f}", threshold=f"{record.get('decision_threshold', 0):.3f}",
+                tuned_holdout_acc=f"{record.get('tuned_holdout_accuracy', record['holdout_accuracy']):.4f}",
+                steps=record["steps"], train_min=f"{record['train_seconds'] / 60:.1f}", precision=settings.PRECISION,
+                stack=stack_name())
+
+
+def predictions(settings, where: list, folder: Path, log: Path, record: dict, decode_freely: bool) -> dict:
+    """The trained adapter's columns: holdout again by predict, dev by grade (with the tuned threshold and
+    without), the time an item takes, and the free-decoding answers that are not a label."""
+    scored_again = run("predict.py", where + ["--split", "val"], log)
     predict_val = re.search(r"predict: holdout .*?= ([\d.]+) %", scored_again)
     started = time.time()
-    run("predict.py", where + overrides, log)
+    run("predict.py", where, log)
     per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
-    grade = json.loads(run("grade.py", where + overrides + ["--json"], log))["data_sets"][0]
-    dev = grade["accuracy"]["metrics"]
+    dev = json.loads(run("grade.py", where + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
     plain_dev = dev
     if record.get("decision_threshold"):   # what the threshold set on the holdout is worth on the dev rows
-        plain = where + overrides + ["--decision", "plain", "--result_dir", str(folder / "plain")]
+        plain = where + ["--decision", "plain", "--result_dir", str(folder / "plain")]
         run("predict.py", plain, log)
         plain_dev = json.loads(run("grade.py", plain + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
     invalid = ""
-    if not any(r["invalid_generate"] for r in alike):
-        generated = run("predict.py", where + overrides + ["--decode", "generate", "--result_dir",
-                                                           str(folder / "generate")], log)
+    if decode_freely:
+        generated = run("predict.py", where + ["--decode", "generate", "--result_dir", str(folder / "generate")], log)
         found = re.search(r"(\d+) answers were not a label", generated)
         invalid = f"{found.group(1) if found else 0}/{settings.PREDICT_COUNT}"
-    return {"task": task, "row": name, "model": model_name, "overrides": shlex.join(overrides), "n_train": n_train,
-            "n_holdout": len(holdout), "majority": f"{majority:.4f}", "untrained_acc": f"{untrained['accuracy']:.4f}",
-            "untrained_mcc": f"{untrained['mcc']:.3f}", "holdout_acc": f"{record['holdout_accuracy']:.4f}",
-            "holdout_mcc": f"{record['holdout_mcc']:.3f}",
-            "threshold": f"{record.get('decision_threshold', 0):.3f}",
-            "tuned_holdout_acc": f"{record.get('tuned_holdout_accuracy', record['holdout_accuracy']):.4f}",
-            "predict_val_acc": f"{float(predict_val.group(1)) / 100:.4f}" if predict_val else "", "dev_n": dev["n"], "dev_acc": f"{dev['accuracy']:.4f}",
-            "dev_mcc": f"{dev['mcc']:.3f}", "dev_acc_plain": f"{plain_dev['accuracy']:.4f}", "steps": record["steps"], "train_min": f"{record['train_seconds'] / 60:.1f}",
-            "predict_s_per_item": f"{per_item:.3f}", "invalid_generate": invalid, "precision": settings.PRECISION,
-            "stack": stack_name()}
+    return {"predict_val_acc": f"{float(predict_val.group(1)) / 100:.4f}" if predict_val else "", "dev_n": dev["n"],
+            "dev_acc": f"{dev['accuracy']:.4f}", "dev_mcc": f"{dev['mcc']:.3f}",
+            "dev_acc_plain": f"{plain_dev['accuracy']:.4f}", "predict_s_per_item": f"{per_item:.3f}",
+            "invalid_generate": invalid}
 
 
 def main(argv=None) -> int:
