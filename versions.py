@@ -47,11 +47,11 @@ def checkpoint_loading() -> contextlib.AbstractContextManager:
 
 
 def gemma_activation(config) -> None:
-    """gemma-2b was trained with the tanh form of GELU, and its config.json says "gelu". Before 4.40 transformers
-    runs whatever hidden_act says (exact GELU) and ignores hidden_activation even when the file has it; 4.40 reads
-    hidden_activation and takes a missing one as the tanh form. Make the older releases do what 4.40 does.
-    Retired when the oldest stack is 4.40."""
-    if config.model_type != "gemma" or transformers_at_least("4.40"):
+    """gemma-2b was trained with the tanh form of GELU, and its config.json says "gelu". Up to 4.38.2 transformers
+    runs whatever hidden_act says (exact GELU) and ignores hidden_activation even when the file has it; 4.39 reads
+    hidden_activation and takes a missing one as the tanh form. Make the older releases do what 4.39 does.
+    Retired when the oldest stack is 4.39."""
+    if config.model_type != "gemma" or transformers_at_least("4.39"):
         return
     wanted = getattr(config, "hidden_activation", None) or "gelu_pytorch_tanh"
     config.hidden_act = wanted

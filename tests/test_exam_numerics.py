@@ -33,7 +33,7 @@ def test_rotary_angles_under_bf16_autocast_are_the_angles_without_it(family):
 @pytest.mark.parametrize("hidden_activation", [None, "gelu_pytorch_tanh"])
 def test_gemma_runs_the_tanh_gelu_it_was_trained_with_whatever_its_config_carries(tmp_path, tiny_gemma,
                                                                                   hidden_activation):
-    """gemma-2b's config.json says hidden_act "gelu"; re-saved copies also carry hidden_activation. Before 4.40
+    """gemma-2b's config.json says hidden_act "gelu"; re-saved copies also carry hidden_activation. Up to 4.38.2
     transformers runs hidden_act as written (exact GELU) and ignores hidden_activation."""
     import shutil
 
