@@ -390,7 +390,7 @@ def generate_answer(model, tokenizer, prompt: List[int], max_new_tokens: int) ->
     return tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
 
 
-def decide(model, tokenizer, examples: Sequence[dict], max_length: int, decode: str = "labels",
+def answer_examples(model, tokenizer, examples: Sequence[dict], max_length: int, decode: str = "labels",
            max_new_tokens: int = 5, batch_size: int = 1, progress: Optional[str] = None,
            words: Sequence[str] = LABELS, threshold: float = 0.0) -> Tuple[List[Optional[str]], list, int]:
     """Answers for examples: (labels "0"/"1" or None, raw outputs, how many inputs were shortened).

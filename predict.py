@@ -98,7 +98,7 @@ def main(settings) -> None:
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, settings, task_name)
     # One input at a time, as the exam requires (batch_size=1: no padding, no interaction between items).
-    labels, texts, truncated = modeling.decide(
+    labels, texts, truncated = modeling.answer_examples(
         model, tokenizer, examples, settings.MAX_LENGTH, decode=settings.DECODE,
         max_new_tokens=settings.MAX_NEW_TOKENS, batch_size=1, progress=f"{task_name} {settings.SPLIT}",
         words=label_words(settings.LABEL_WORDS), threshold=threshold,

@@ -124,9 +124,9 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
     eval_data, _ = encode(settings, tokenizer, val_examples, False, label_ids)   # scored on the answer, always
     plan = plan_steps(settings, len(train_data), max_steps, eval_every)
     if not quiet:
-        describe(settings, model, plan, len(train_data), truncated, len(val_examples))
+        print_plan(settings, model, plan, len(train_data), truncated, len(val_examples))
     trainer = training.HoldoutTrainer(
-        model=model, args=arguments(settings, plan, checkpoint_dir, seed, learning_rate), train_dataset=train_data,
+        model=model, args=trainer_arguments(settings, plan, checkpoint_dir, seed, learning_rate), train_dataset=train_data,
         eval_dataset=eval_data, data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
         threshold_min_gain=settings.THRESHOLD_MIN_GAIN)
@@ -211,7 +211,7 @@ def plan_steps(settings, n_examples: int, max_steps: Optional[int] = None,
                            max_steps=max_steps, total_steps=total_steps, eval_every=eval_every)
 
 
-def describe(settings, model, plan, n_train: int, truncated: int, n_val: int) -> None:
+def print_plan(settings, model, plan, n_train: int, truncated: int, n_val: int) -> None:
     """The derived numbers, once, before training starts."""
     if not is_main_process():
         return
@@ -229,7 +229,7 @@ def describe(settings, model, plan, n_train: int, truncated: int, n_val: int) ->
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
 
 
-def arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_rate: float):
+def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_rate: float):
     """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy
     (training.holdout_metrics' `choice`: a checkpoint that answers one label everywhere ranks last)."""
     return training.training_arguments(

@@ -110,7 +110,7 @@ def methods_and_sizes(settings) -> tuple:
     return methods, labels
 
 
-def plan(settings, pool_size: int) -> List[tuple]:
+def cells_to_run(settings, pool_size: int) -> List[tuple]:
     """(method, size label, n, seed) of every cell, small sizes first."""
     methods, labels = methods_and_sizes(settings)
     cells = [(m, "0", 0, settings.SEED) for m in UNTRAINED if m in methods]
@@ -142,7 +142,7 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     lab_dir = runtime.project_path(settings.LAB_DIR)
     with runtime.exclusive(lab_dir, wait=True):   # the folder itself is the lock: no lock file is left behind
         path = lab_dir / f"lab_{task_name}.csv"
-        rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if key(r) != key(row) and is_complete(r)]
+        rows = [{c: r.get(c) or "" for c in COLUMNS} for r in read_results(path) if cell_key(r) != cell_key(row) and is_complete(r)]
         rows.append({c: str(row.get(c, "")) for c in COLUMNS})
         rows.sort(key=lambda r: (r["method"], int(r["n_train"]), int(r["seed"])))
         text = io.StringIO()
@@ -156,7 +156,7 @@ def save_row(settings, task_name: str, row: dict, data) -> List[Dict[str, str]]:
     return rows
 
 
-def key(row: dict) -> tuple:
+def cell_key(row: dict) -> tuple:
     return row["method"], str(row["size"]), str(row["seed"])
 
 
@@ -187,14 +187,14 @@ def finished_cells(rows: List[Dict[str, str]], settings, data) -> set:
     finished, legacy, stale, damaged = set(), 0, [], []
     for row in rows:
         if not is_complete(row):
-            damaged.append(key(row))
+            damaged.append(cell_key(row))
         elif not row.get("depends"):
-            finished.add(key(row))
+            finished.add(cell_key(row))
             legacy += 1
         elif row["depends"] == depends_on(settings, row["method"], data):
-            finished.add(key(row))
+            finished.add(cell_key(row))
         else:
-            stale.append(key(row))
+            stale.append(cell_key(row))
     if legacy:
         print(f"  {legacy} rows predate the record of what a cell depends on: kept as they are (delete one to re-run it)")
     for what, keys in (("damaged (cut off or edited)", damaged), ("made with another model, prompt, setting or rows",
@@ -220,7 +220,7 @@ def llm_answers(settings, model, tokenizer, examples, what: str) -> tuple:
     """(labels by label scoring, free-generation answers that are not a label), as predict.py answers; free decoding
     on the first INVALID_ROWS eval rows only, since it costs several forward passes an item."""
     import modeling
-    scored, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, decode="labels",
+    scored, _, _ = modeling.answer_examples(model, tokenizer, examples, settings.MAX_LENGTH, decode="labels",
                                    batch_size=settings.BATCH_SIZE, progress=f"{what} labels",
                                    words=label_words(settings.LABEL_WORDS))
     return scored, count_invalid(settings, model, tokenizer, examples, what)
@@ -230,7 +230,7 @@ def count_invalid(settings, model, tokenizer, examples, what: str) -> str:
     """`k/N`: of the first N eval rows decoded freely (MAX_NEW_TOKENS), how many answers are not a label."""
     import modeling
     first = examples[:settings.INVALID_ROWS] if settings.INVALID_ROWS > 0 else examples
-    generated, _, _ = modeling.decide(model, tokenizer, first, settings.MAX_LENGTH, decode="generate",
+    generated, _, _ = modeling.answer_examples(model, tokenizer, first, settings.MAX_LENGTH, decode="generate",
                                       max_new_tokens=settings.MAX_NEW_TOKENS, progress=f"{what} generate",
                                       words=label_words(settings.LABEL_WORDS))
     return f"{sum(label is None for label in generated)}/{len(first)}"
@@ -394,7 +394,7 @@ def main(settings) -> None:
         raise UserError(f"LAB_DIR {lab_dir} is a file, not a folder: give a folder for the tables (--lab_dir PATH).")
     print(f"[{task.name}] reading the data")
     data = load_data(settings, task)
-    cells = plan(settings, len(data.pool))
+    cells = cells_to_run(settings, len(data.pool))
     results_path = runtime.project_path(settings.LAB_DIR) / f"lab_{task.name}.csv"
     finished = finished_cells(read_results(results_path), settings, data)
     todo = [c for c in cells if (c[0], c[1], str(c[3])) not in finished]

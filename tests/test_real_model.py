@@ -71,7 +71,7 @@ def test_gemma3_270m_learns_real_sst2_through_the_exam_commands(tmp_path, output
 
     settings = runtime.load_settings(where + REAL_TRAINING)
     model, tokenizer = modeling.load_base_model(settings)
-    untrained, _, _ = modeling.decide(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=8)
+    untrained, _, _ = modeling.answer_examples(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=8)
     untrained_accuracy = metrics(gold, untrained)["accuracy"]
     del model
 

@@ -77,9 +77,9 @@ def test_lora_cells_train_min_steps_and_check_as_often_as_the_recipes_epochs(n_e
 
 
 def test_plan_gives_several_seeds_to_small_sizes_only():
-    from lab.sweep import plan
+    from lab.sweep import cells_to_run
     settings = SimpleNamespace(METHODS="head,lora,zeroshot", SIZES="16,256,1024,all", SEEDS=3, SEEDS_UP_TO=256, SEED=7)
-    cells = plan(settings, pool_size=5000)
+    cells = cells_to_run(settings, pool_size=5000)
     assert cells[0] == ("zeroshot", "0", 0, 7)                       # one zero-shot cell, no training data
     assert sum(c[1] == "16" for c in cells) == 6                     # 2 methods x 3 seeds
     assert [c[3] for c in cells if c[1] == "1024"] == [7, 7]          # one seed above SEEDS_UP_TO

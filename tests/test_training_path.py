@@ -160,7 +160,7 @@ def test_free_decoding_hands_the_output_layer_a_fresh_row_and_writes_what_genera
             expected.append(tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True))
     seen = []
     recorder = output_layer.register_forward_hook(lambda module, args, output: seen.append(args[0]))
-    _, texts, _ = modeling.decide(model, tokenizer, EXAMPLES, 256, decode="generate", max_new_tokens=3)
+    _, texts, _ = modeling.answer_examples(model, tokenizer, EXAMPLES, 256, decode="generate", max_new_tokens=3)
     direct = [modeling.generate_answer(model, tokenizer, prompt, 3) for prompt in prompts]   # tools/bench.py's way
     recorder.remove()
     assert texts == direct == expected
@@ -207,7 +207,7 @@ def test_a_checkpoint_that_answers_one_label_everywhere_is_kept_last():
 
 
 def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_path, tiny_gemma, synthetic_data):
-    """A few training steps, then the Trainer's own evaluation loop and predict's modeling.decide give the same
+    """A few training steps, then the Trainer's own evaluation loop and predict's modeling.answer_examples give the same
     accuracy on the same holdout: the best checkpoint is chosen by the number predict will reproduce."""
     import json
 
@@ -226,7 +226,7 @@ def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_pat
                                  data_sha256={})
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, runtime.load_settings(["--saved_model_dir", str(tmp_path / "adapter")]), "CoLA")
-    predicted, _, _ = modeling.decide(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=5)
+    predicted, _, _ = modeling.answer_examples(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=5)
     accuracy = sum(p == e["output"] for p, e in zip(predicted, holdout)) / len(holdout)
     assert record["holdout_accuracy"] == pytest.approx(accuracy)
     assert record["steps"] == 3 and "eval_loss" in record["log_history"][-1]

@@ -99,7 +99,7 @@ def untrained_scores(settings, examples: list) -> dict:
     """The base model's label scoring on the holdout, before any training (what prompting alone gives)."""
     import modeling
     model, tokenizer = modeling.load_base_model(settings)
-    predicted, _, _ = modeling.decide(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=8,
+    predicted, _, _ = modeling.answer_examples(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=8,
                                       progress="untrained holdout", words=label_words(settings.LABEL_WORDS))
     return metrics([e["output"] for e in examples], predicted)
 
