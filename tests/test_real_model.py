@@ -88,7 +88,10 @@ def test_gemma3_270m_learns_real_sst2_through_the_exam_commands(tmp_path, output
 
 
 SMOLLM2_FOLDER = ROOT / "models" / "smollm2-135m"   # built by the latest stack (tools/run_tests.sh does it first)
-# Calibrated on this test's settings (docs/real_model.md, "The exam stack"): see SMOLLM2_MARGIN.
+# Calibrated on the exam stack with these settings and seeds 42 (the test's), 43, 44 (docs/real_model.md, "The exam's
+# own stack"): holdout 0.76 / 0.81 / 0.65 with the likelier label, 0.89 / 0.81 / 0.89 with the decision threshold
+# train.py sets (what predict answers with), against a majority share of 0.56. The test asks for the threshold's
+# accuracy to be 0.10 above the majority: 0.15 below the worst seed.
 SMOLLM2_TRAINING = ["--precision", "bf16", "--learning_rate", "1e-3", "--max_steps", "20", "--batch_size", "16",
                     "--grad_accum", "1", "--evals_per_epoch", "2", "--logging_steps", "5", "--restarts", "0",
                     "--predict_count", "20"]
@@ -111,8 +114,8 @@ def test_smollm2_learns_real_sst2_in_bf16_on_the_exam_stack(tmp_path, outputs, s
     majority = max(gold.count("0"), gold.count("1")) / len(gold)
     trained = run_script("train.py", *where, *SMOLLM2_TRAINING, timeout=1800)
     record = json.loads((tmp_path / "saved_model" / "SST-2" / "run_record.json").read_text(encoding="utf-8"))
-    assert record["holdout_accuracy"] >= majority + SMOLLM2_MARGIN, (record["holdout_accuracy"], majority,
-                                                                      trained.stdout[-2000:])
+    assert record["tuned_holdout_accuracy"] >= majority + SMOLLM2_MARGIN, (record["tuned_holdout_accuracy"], majority,
+                                                                            trained.stdout[-2000:])
     val = run_script("predict.py", *where, *SMOLLM2_TRAINING, "--split", "val").stdout
     final = val[val.index("predict: holdout"):]
     assert f"= {100 * record['tuned_holdout_accuracy']:.2f} %" in final, (record, val[-800:])
