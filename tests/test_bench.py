@@ -12,7 +12,7 @@ from conftest import ROOT
 
 
 def test_memory_model_counts_gemma_2b():
-    from tools.bench import GEMMA_2B, training_memory
+    from tools.bench_memory import GEMMA_2B, training_memory
 
     plan = training_memory(GEMMA_2B, 8, 256, targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                       "up_proj", "down_proj"], r=16, dropout=0.05, checkpointing=False)

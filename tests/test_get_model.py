@@ -52,9 +52,18 @@ def test_a_full_disk_is_one_paragraph_and_leaves_nothing(tool, tmp_path, monkeyp
 
 def test_a_complete_folder_is_not_built_again(tool, tmp_path, monkeypatch):
     (tmp_path / "model").mkdir()
-    (tmp_path / "model" / tool.MARKER).write_text('{"what": "a model"}')
+    (tmp_path / "model" / tool.MARKER).write_text(f'{{"what": "a model", "layout": {tool.LAYOUT}}}')
     monkeypatch.setattr(tool, "convert", lambda *a: pytest.fail("converted again"))
     assert "already complete" in tool.build("gemma3-270m", tmp_path / "model")
+
+
+def test_a_folder_from_an_older_version_of_the_tool_is_made_again(tool, tmp_path, monkeypatch):
+    """A marker without the current layout: the folder is ours, made before the exam-stack conversion."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / tool.MARKER).write_text('{"what": "a model"}')
+    monkeypatch.setattr(tool, "convert", lambda gguf, staging: (_ for _ in ()).throw(tool.Refusal("converting")))
+    with pytest.raises(tool.Refusal, match="converting"):
+        tool.build("gemma3-270m", tmp_path / "model")
 
 
 def test_an_existing_folder_it_did_not_make_is_left_alone(tmp_path):
