@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchlib sets up the environment and the paths
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
-sys.path.insert(0, str(ROOT / "tools"))   # the parts
-
-import runtime  # noqa: E402  (needs ROOT on sys.path)
+from benchlib import ROOT  # noqa: E402  (first: before anything imports transformers)
+import runtime  # noqa: E402
 
 import bench_data  # noqa: E402
 import bench_memory  # noqa: E402

@@ -2,19 +2,14 @@
 against a probe on the CPU; no GPU has measured them (tools/gpu_check.py does, where one is at hand)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
-sys.path.insert(0, str(ROOT / "tools"))   # benchlib, when imported as tools.bench_...
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchlib (it sets up the rest), also as tools.bench_...
+from benchlib import ROOT  # noqa: E402
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile

@@ -12,6 +12,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))   # the tiny Gemma lives with the tests
+sys.path.insert(0, str(ROOT / "tools"))   # the benchmark's parts
 
 import json
 import platform
