@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 # Never reach for the hub: everything is local. Set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,11 +119,20 @@ def load_tokenizer(folder: Path):
     return tokenizer
 
 
-def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]:
-    """The base causal LM and its tokenizer from MODEL_PATH, on the GPU when there is one."""
+def load_base_model(settings: SimpleNamespace, before_weights: Optional[Callable[[Path], None]] = None
+                    ) -> Tuple[torch.nn.Module, object]:
+    """The base causal LM and its tokenizer from MODEL_PATH, on the GPU when there is one.
+
+    before_weights(folder) runs once the folder, its model type and its tokenizer have passed their checks (whose
+    messages say most about a broken folder), before the weights load: predict checks there that it is the model the
+    adapter was trained on.
+    """
     folder = runtime.model_dir(settings).resolve()   # absolute: peft looks relative names up on the hub
     check_model_folder(folder, settings.ALLOW_PICKLE)
     refuse_unknown_model_type(folder)
+    tokenizer = load_tokenizer(folder)
+    if before_weights is not None:
+        before_weights(folder)
     try:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as e:
@@ -146,7 +155,6 @@ def load_base_model(settings: SimpleNamespace) -> Tuple[torch.nn.Module, object]
         raise UserError(f"the weights in {folder} cannot be loaded ({type(e).__name__}: {one_line(e)}); the copy may be "
                         f"incomplete or damaged: copy the model folder again.") from None
     versions.trim_causal_mask(model, settings.MAX_LENGTH + settings.MAX_NEW_TOKENS)
-    tokenizer = load_tokenizer(folder)
     if torch.cuda.is_available():
         model.to(device_of_this_process())
     return model, tokenizer

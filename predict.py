@@ -10,6 +10,7 @@ write freely and reads the label out of its text, counting answers that are not 
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import adapters
@@ -62,11 +63,10 @@ def check_inputs(settings, record: dict, task_name: str, examples: list) -> None
                         f"(the adapter can stay).")
 
 
-def check_base_model(settings, record: dict, task_name: str) -> None:
+def check_base_model(settings, record: dict, task_name: str, folder: Path) -> None:
     """MODEL_PATH holds the base model and tokenizer the adapter was trained on (run_record.json's fingerprints).
-    Called once the folder itself has passed modeling's checks, whose messages say more about a broken folder."""
+    Called by modeling.load_base_model once the folder itself has passed its checks, before the weights load."""
     trained_on = record.get("base_model_fingerprint") or {}
-    folder = runtime.model_dir(settings)
     now = runtime.model_fingerprint(folder) if trained_on else {}
     changed = sorted(name for name in set(trained_on) | set(now) if trained_on.get(name) != now.get(name))
     if changed and record.get("data_set", task_name) == task_name:
@@ -91,11 +91,8 @@ def main(settings) -> None:
     threshold = float(record.get("decision_threshold") or 0.0) if settings.DECISION == "tuned" else 0.0
     import modeling   # torch and transformers load here, after the cheap checks
 
-    modeling.check_model_folder(runtime.model_dir(settings), settings.ALLOW_PICKLE)
-    modeling.refuse_unknown_model_type(runtime.model_dir(settings))
-    modeling.load_tokenizer(runtime.model_dir(settings))   # a damaged tokenizer is named as such, not as another model
-    check_base_model(settings, record, task_name)
-    model, tokenizer = modeling.load_base_model(settings)
+    model, tokenizer = modeling.load_base_model(settings, before_weights=partial(check_base_model, settings, record,
+                                                                                 task_name))
     model = modeling.load_adapter(model, settings, task_name)
     # One input at a time, as the exam requires (batch_size=1: no padding, no interaction between items).
     labels, texts, truncated = modeling.answer_examples(
