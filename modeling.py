@@ -285,10 +285,15 @@ def encode_example(tokenizer, example: dict, max_length: int, label_prompt: bool
 
 # --- the output layer, only where it is needed ------------------------------------------------------
 
-def causal_lm_parts(model):
-    """(transformer body, output layer) of a causal LM, looking through DDP and peft wrappers (LoRA stays active)."""
+def unwrapped(model):
+    """The causal LM inside DDP and peft wrappers (its LoRA layers stay in place and active)."""
     inner = getattr(model, "module", model)               # DistributedDataParallel under torchrun
-    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+
+
+def causal_lm_parts(model):
+    """(transformer body, output layer) of a causal LM, looking through DDP and peft wrappers."""
+    inner = unwrapped(model)
     return inner.get_decoder(), inner.get_output_embeddings()
 
 
@@ -336,8 +341,7 @@ def label_scores(model, hidden: torch.Tensor, label_ids: List[int]) -> torch.Ten
     In bf16 a logit keeps 8 bits: two label logits near 10 that differ by less than 0.06 round to one value, and
     the tie then always answers the first label. The two rows of the output layer in fp32 cost nothing.
     """
-    inner = getattr(model, "module", model)
-    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    inner = unwrapped(model)
     output_layer = inner.get_output_embeddings()
     with torch.autocast(device_type=hidden.device.type, enabled=False):
         scores = hidden.float() @ output_layer.weight[label_ids].float().T
