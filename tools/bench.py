@@ -31,10 +31,13 @@ import bench_train  # noqa: E402
 from benchlib import CACHE, GEMMA_2B, TINY, machine, stack, table  # noqa: E402
 
 
-def main(argv=None) -> int:
+PARTS = ("predict", "padding", "data", "memory", "startup", "train")
+
+
+def parse_arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="predict,padding,data,memory,startup,train",
-                        help="comma-separated parts to run (default: all of predict,padding,data,memory,startup,train)")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     parser.add_argument("--layers", type=int, default=None,
                         help="decoder layers of the predict model (default: all 18)")
     parser.add_argument("--train-layers", type=int, default=2,
@@ -50,40 +53,54 @@ def main(argv=None) -> int:
                              f"about 6.5 GB at full size: delete it when done)")
     parser.add_argument("--probe-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = args.parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}")
+    return args
+
+
+def run_parts(args: argparse.Namespace, workdir: Path) -> None:
+    """Each chosen part adds its rows to benchlib's table; the cheap ones first."""
+    settings = runtime.load_settings([])   # config.py's defaults
+    reps = 1 if args.tiny else args.reps
+    shape = TINY if args.tiny else GEMMA_2B
+    if "startup" in args.parts:
+        bench_predict.bench_startup(3 if args.tiny else 5)
+    if "data" in args.parts:
+        bench_data.bench_data_process(workdir, reps, args.tiny)
+    if "padding" in args.parts:
+        bench_data.bench_padding(workdir, settings)
+    if "memory" in args.parts:
+        bench_memory.bench_memory(settings, args.tiny, args.cache)
+    if "predict" in args.parts:
+        bench_predict.bench_predict(shape, args.layers or shape["num_hidden_layers"], reps, workdir, args.cache,
+                                    args.tiny)
+    if "train" in args.parts:
+        bench_train.bench_train_step(workdir, args.cache, reps, args.tiny, args.train_layers)
+
+
+def command_line(argv) -> str:
+    """The command as a user in the project folder would type it."""
+    python = Path(sys.executable)
+    if ROOT in python.parents:
+        python = python.relative_to(ROOT)
+    return f"{python} tools/bench.py" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+
+
+def main(argv=None) -> int:
+    args = parse_arguments(argv)
     import torch
     torch.set_num_threads(args.threads)
     if args.probe_memory:
         print(json.dumps(bench_memory.probe_memory(args.tiny, args.cache)))
         return 0
-    parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = parts - {"predict", "padding", "data", "memory", "startup", "train"}
-    if unknown:
-        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}")
-    settings = runtime.load_settings([])   # config.py's defaults
-    shape = TINY if args.tiny else GEMMA_2B
-    layers = args.layers or shape["num_hidden_layers"]
-    python = Path(sys.executable)
-    if ROOT in python.parents:
-        python = python.relative_to(ROOT)
-    command = f"{python} tools/bench.py" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        workdir = Path(tmp)
-        if "startup" in parts:
-            bench_predict.bench_startup(3 if args.tiny else 5)
-        if "data" in parts:
-            bench_data.bench_data_process(workdir, 1 if args.tiny else args.reps, args.tiny)
-        if "padding" in parts:
-            bench_data.bench_padding(workdir, settings)
-        if "memory" in parts:
-            bench_memory.bench_memory(settings, args.tiny, args.cache)
-        if "predict" in parts:
-            bench_predict.bench_predict(shape, layers, 1 if args.tiny else args.reps, workdir, args.cache, args.tiny)
-        if "train" in parts:
-            bench_train.bench_train_step(workdir, args.cache, 1 if args.tiny else args.reps, args.tiny, args.train_layers)
+        run_parts(args, Path(tmp))
     print(f"machine: {machine()}")
     print(f"stack:   {stack()}")
-    print(f"command: {command}   ({time.time() - started:.0f} s, {time.strftime('%Y-%m-%d %H:%M')})")
+    print(f"command: {command_line(argv)}   ({time.time() - started:.0f} s, {time.strftime('%Y-%m-%d %H:%M')})")
     print()
     print(table())
     return 0

@@ -57,57 +57,68 @@ def run_data_process(data_dir: Path, out_dir: Path, extra=()) -> tuple:
     return seconds, done.stdout, done.stderr
 
 
+def encoded_features(tokenizer, examples: list, settings) -> list:
+    """The training features train.py would build from pre_data examples (input ids, mask, labels)."""
+    import modeling
+
+    label_ids = modeling.label_token_ids(tokenizer)
+    features = []
+    for example in examples:
+        encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.PROMPT_LOSS_WEIGHT > 0,
+                                          label_ids)
+        encoded.pop("truncated")
+        features.append(encoded)
+    return features
+
+
+def real_token_share(features: list, collator, settings, grouped: bool) -> float:
+    """Real tokens / batch slots over EPOCHS epochs, in the Trainer's order and batches."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = [len(f["input_ids"]) for f in features]
+    generator = torch.Generator().manual_seed(settings.SEED)
+    b = settings.BATCH_SIZE
+    real = slots = 0
+    for _ in range(settings.EPOCHS):
+        if grouped:   # what Trainer._get_train_sampler builds when group_by_length is on
+            order = list(LengthGroupedSampler(b * settings.GRAD_ACCUM, lengths=lengths, generator=generator))
+        else:
+            order = torch.randperm(len(features), generator=generator).tolist()
+        for start in range(0, len(order), b):
+            batch = collator([features[i] for i in order[start:start + b]])
+            real += int(batch["attention_mask"].sum())
+            slots += batch["attention_mask"].numel()
+    return real / slots
+
+
 def bench_padding(workdir: Path, settings) -> None:
     part = "2 padding"
     data_dir = real_data_folder(workdir, glue_size=False)
     if data_dir is None:
         row(part, "skipped", f"no real CoLA/QQP files in {GLUE_DIR}: python tools/get_glue.py")
         return
-    import torch
     from transformers import DataCollatorForSeq2Seq
-    from transformers.trainer_pt_utils import LengthGroupedSampler
     import modeling
 
     pre_data = workdir / "pre_data-real"
     run_data_process(data_dir, pre_data)
     tokenizer = modeling.load_tokenizer(tokenizer_folder(workdir))
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    b, accumulation = settings.BATCH_SIZE, settings.GRAD_ACCUM
-    row(part, "settings", f"MAX_SAMPLES {settings.MAX_SAMPLES}, BATCH_SIZE {b}, GRAD_ACCUM {accumulation}, "
-                          f"MAX_LENGTH {settings.MAX_LENGTH}, GROUP_BY_LENGTH {settings.GROUP_BY_LENGTH}, "
-                          f"EPOCHS {settings.EPOCHS}; stand-in tokenizer: the tiny Gemma's SentencePiece "
-                          f"(1024 pieces; gemma-2b's 256k pieces give fewer tokens per text)")
+    row(part, "settings", f"MAX_SAMPLES {settings.MAX_SAMPLES}, BATCH_SIZE {settings.BATCH_SIZE}, GRAD_ACCUM "
+                          f"{settings.GRAD_ACCUM}, MAX_LENGTH {settings.MAX_LENGTH}, GROUP_BY_LENGTH "
+                          f"{settings.GROUP_BY_LENGTH}, EPOCHS {settings.EPOCHS}; stand-in tokenizer: the tiny Gemma's "
+                          f"SentencePiece (1024 pieces; gemma-2b's 256k pieces give fewer tokens per text)")
     for task_name in ("CoLA", "QQP"):
         examples = json.loads((pre_data / task_name / f"{task_name}_train.json").read_text(encoding="utf-8"))
-        features = []
-        for example in examples:
-            encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.PROMPT_LOSS_WEIGHT > 0,
-                                              modeling.label_token_ids(tokenizer))
-            encoded.pop("truncated")
-            features.append(encoded)
+        features = encoded_features(tokenizer, examples, settings)
         lengths = [len(f["input_ids"]) for f in features]
-
-        def share(grouped: bool) -> float:
-            """Real tokens / batch slots over EPOCHS epochs, in the Trainer's order and batches."""
-            generator = torch.Generator().manual_seed(settings.SEED)
-            real = slots = 0
-            for _ in range(settings.EPOCHS):
-                if grouped:   # what Trainer._get_train_sampler builds when group_by_length is on
-                    order = list(LengthGroupedSampler(b * accumulation, lengths=lengths, generator=generator))
-                else:
-                    order = torch.randperm(len(features), generator=generator).tolist()
-                for start in range(0, len(order), b):
-                    batch = collator([features[i] for i in order[start:start + b]])
-                    real += int(batch["attention_mask"].sum())
-                    slots += batch["attention_mask"].numel()
-            return real / slots
-
         at_cap = sum(n == settings.MAX_LENGTH for n in lengths)
         row(part, f"{task_name}: {len(features)} examples, tokens each",
             f"mean {statistics.mean(lengths):.0f}, max {max(lengths)} ({at_cap} cut at MAX_LENGTH)")
         for grouped in (True, False):
             default = grouped == settings.GROUP_BY_LENGTH   # the target applies to what config.py does
-            value = share(grouped)
+            value = real_token_share(features, collator, settings, grouped)
             row(part, f"{task_name}: real-token share, {'length-grouped' if grouped else 'random'} batches"
                       f"{' (the setting)' if default else ''}", f"{100 * value:.1f} %",
                 ">= 90 %" if default else "(report)", value >= 0.90 if default else None)

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchlib (it sets up the rest), also as tools.bench_...
 from benchlib import ROOT  # noqa: E402
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,20 +89,14 @@ def training_memory(shape: dict, batch: int, length: int, targets: list, r: int,
     return {"parts": parts, "total": sum(parts.values()), "params": params, "lora_params": lora_params}
 
 
-def probe_memory(tiny: bool, cache: Path) -> dict:
-    """Run in a child process: one LoRA training step (forward + backward) on a 2-layer Gemma of the real
-    width on the CPU, as train.py sets it up; bytes kept for backward per layer, and the peak RSS rise."""
+def lora_probe_model(shape: dict, settings, folder: Path):
+    """A random Gemma of `shape` with LoRA as train.py sets it up (bf16 weights, fp32 trainable ones), in training
+    mode; and its target names."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-    import modeling
     import versions
 
-    settings = runtime.load_settings([])
-    shape = dict(TINY if tiny else GEMMA_2B, num_hidden_layers=2, max_position_embeddings=512)
-    batch, length = (2, 32) if tiny else (2, 128)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
-    folder = random_gemma_folder(shape, 2, tokenizer_folder(workdir), cache)
     model = AutoModelForCausalLM.from_pretrained(
         str(folder), local_files_only=True, attn_implementation="eager", hidden_act="gelu_pytorch_tanh",
         **{versions.DTYPE_ARGUMENT: torch.bfloat16})
@@ -113,12 +108,42 @@ def probe_memory(tiny: bool, cache: Path) -> dict:
         if parameter.requires_grad:
             parameter.data = parameter.data.float()
     model.train()
-    ids = torch.randint(5, shape["vocab_size"], (batch, length), generator=torch.Generator().manual_seed(0))
-    ids[:, 0] = 2
+    return model, targets
 
-    # Bytes saved for backward, by storage, attributed to the decoder layer that saved them.
+
+def rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextlib.contextmanager
+def peak_rss_rise(result: dict):
+    """result["peak_rise"] = the largest rise of this process's RSS above its level at entry, sampled every 2 ms."""
+    before, peak, running = rss(), [rss()], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield
+    finally:
+        running[0] = False
+        sampler.join()
+        result["peak_rise"] = peak[0] - before
+
+
+@contextlib.contextmanager
+def saved_for_backward(model, saved: dict):
+    """saved[storage] = (bytes, "layer i" | "outside the layers"): what autograd keeps, by the decoder layer that
+    kept it; the weights themselves are not counted."""
+    import torch
+    import modeling
+
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved, where = {}, ["outside the layers"]
+    where = ["outside the layers"]
 
     def pack(t):
         storage = t.untyped_storage()
@@ -126,45 +151,58 @@ def probe_memory(tiny: bool, cache: Path) -> dict:
             saved[storage.data_ptr()] = (storage.nbytes(), where[0])
         return t
 
+    hooks = []
     for i, layer in enumerate(modeling.causal_lm_parts(model)[0].layers):
-        layer.register_forward_pre_hook(lambda *_, i=i: where.__setitem__(0, f"layer {i}"))
-        layer.register_forward_hook(lambda *_: where.__setitem__(0, "outside the layers"))
+        hooks.append(layer.register_forward_pre_hook(lambda *_, i=i: where.__setitem__(0, f"layer {i}")))
+        hooks.append(layer.register_forward_hook(lambda *_: where.__setitem__(0, "outside the layers")))
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
-    def rss() -> int:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    peak, running = [rss()], [True]
+def probe_memory(tiny: bool, cache: Path) -> dict:
+    """Run in a child process: one LoRA training step (forward + backward) on a 2-layer Gemma of the real
+    width on the CPU, as train.py sets it up; bytes kept for backward per layer, and the peak RSS rise."""
+    import torch
 
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.002)
-
+    settings = runtime.load_settings([])
+    shape = dict(TINY if tiny else GEMMA_2B, num_hidden_layers=2, max_position_embeddings=512)
+    batch, length = (2, 32) if tiny else (2, 128)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
+    model, targets = lora_probe_model(shape, settings, random_gemma_folder(shape, 2, tokenizer_folder(workdir), cache))
+    ids = torch.randint(5, shape["vocab_size"], (batch, length), generator=torch.Generator().manual_seed(0))
+    ids[:, 0] = 2
     with torch.no_grad():   # bring every weight into memory first (5.x maps the file and reads it on first use)
         for parameter in model.parameters():
             parameter.sum()
-    before = rss()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model(input_ids=ids, labels=ids).loss
-    loss.backward()
-    running[0] = False
-    sampler.join()
-    per_layer = [sum(n for n, w in saved.values() if w == f"layer {i}") for i in range(2)]
+    saved, peak = {}, {}
+    with peak_rss_rise(peak):
+        with torch.autocast("cpu", dtype=torch.bfloat16), saved_for_backward(model, saved):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
     shutil.rmtree(workdir, ignore_errors=True)
     return {"shape": shape, "batch": batch, "length": length, "targets": targets, "r": settings.LORA_R,
-            "dropout": settings.LORA_DROPOUT, "per_layer": per_layer,
+            "dropout": settings.LORA_DROPOUT,
+            "per_layer": [sum(n for n, w in saved.values() if w == f"layer {i}") for i in range(2)],
             "outside": sum(n for n, w in saved.values() if w == "outside the layers"),
-            "peak_rise": peak[0] - before}
+            "peak_rise": peak["peak_rise"]}
 
 
 def bench_memory(settings, tiny: bool, cache: Path) -> None:
+    """The analytic estimate for gemma-2b on an A10 (labelled as one), then the CPU cross-check of its formulas."""
+    estimate_rows(settings)
+    cross_check_rows(tiny, cache)
+
+
+def estimate_rows(settings) -> None:
     part = "4 memory"
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
-    lora = dict(targets=targets, r=settings.LORA_R, dropout=settings.LORA_DROPOUT)
+    lora = dict(targets=targets, r=settings.LORA_R, dropout=settings.LORA_DROPOUT,
+                answer_only=settings.PROMPT_LOSS_WEIGHT == 0)
     b, length = settings.BATCH_SIZE, settings.MAX_LENGTH
-    lora["answer_only"] = settings.PROMPT_LOSS_WEIGHT == 0
     plan = training_memory(GEMMA_2B, b, length, checkpointing=settings.GRADIENT_CHECKPOINTING, **lora)
     a10 = GPUS["A10 24 GB"]
     row(part, "model", f"gemma-2b {plan['params'] / 1e9:.3f} B parameters; LoRA r={settings.LORA_R} on "
@@ -194,6 +232,10 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
                   f"{', GRADIENT_CHECKPOINTING' if checkpointing else ''}"
                   f"{'' if answer_only else ', PROMPT_LOSS_WEIGHT > 0 (logits everywhere)'}", f"{total:.1f} GiB; headroom {fits}")
 
+
+def cross_check_rows(tiny: bool, cache: Path) -> None:
+    """probe_memory in a child process (a clean RSS), its measured bytes against the formulas."""
+    part = "4 memory"
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")   # RSS follows live tensors
     command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--probe-memory", "--cache", str(cache),
                "--threads", str(torch_threads())]
@@ -220,3 +262,4 @@ def bench_memory(settings, tiny: bool, cache: Path) -> None:
         f"{expected_peak / 2 ** 20:.0f} / {probe['peak_rise'] / 2 ** 20:.0f} MiB "
         f"({100 * (probe['peak_rise'] / expected_peak - 1):+.1f} %)", "within 15 %",
         None if tiny else abs(probe["peak_rise"] / expected_peak - 1) <= 0.15)   # tiny: below RSS resolution
+

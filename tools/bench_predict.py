@@ -27,35 +27,39 @@ class CountingTokenizer:
         return str(len(ids))
 
 
-def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Path, tiny: bool) -> None:
-    """Cost per item of (a) label scoring, (b) generate-10, (c) a full forward, (d) the body alone."""
-    import torch
-    import modeling
+# Each way's letter, as docs/benchmarks.md names it, and what it times.
+WAYS = {"labels": "(a) label scoring (modeling.score_labels)",
+        "generate": f"(b) generate {NEW_TOKENS} tokens (modeling.generate_answer)",
+        "forward": "(c) plain full forward (all positions, full vocab)",
+        "body": "(d) transformer body alone (floor)"}
+# One round: label scoring and the body alternate, so that load from other processes falls on both alike
+# (their ratio is the target); the two slow ways run once a round.
+ROUND = ("labels", "body", "labels", "body", "forward", "generate")
 
-    tokenizer_dir = tokenizer_folder(workdir)
-    folder = random_gemma_folder(shape, layers, tokenizer_dir, cache)
-    settings = runtime.load_settings(["--model_path", str(folder), "--precision", "bf16"])
-    started = time.time()
-    model, tokenizer = modeling.load_base_model(settings)
-    model.eval()
-    note(f"loaded by modeling.load_base_model in {time.time() - started:.0f} s")
-    activation = getattr(model.config, "hidden_activation", None) or model.config.hidden_act
-    body, head = modeling.causal_lm_parts(model)
-    label_ids = modeling.label_token_ids(tokenizer)
-    generator = torch.Generator().manual_seed(0)
-    prompt = [tokenizer.bos_token_id] + torch.randint(5, shape["vocab_size"], (PROMPT_TOKENS - 1,),
-                                                     generator=generator).tolist()
-    input_ids = torch.tensor([prompt])
-    model.generation_config.min_new_tokens = NEW_TOKENS   # a random model may stop early: make it write all 10
 
+def count_passes(body, head) -> dict:
+    """Hooks that count the body's and the output layer's calls, and the positions the output layer sees."""
     calls = {"body": 0, "head": 0, "positions": 0}
-    body.register_forward_hook(lambda *_: calls.__setitem__("body", calls["body"] + 1))
+
+    def count_body(*_):
+        calls["body"] += 1
 
     def count_head(module, inputs, output):
         calls["head"] += 1
         calls["positions"] += inputs[0].shape[-2]
 
+    body.register_forward_hook(count_body)
     head.register_forward_hook(count_head)
+    return calls
+
+
+def predict_ways(model, tokenizer, body, prompt: list) -> dict:
+    """The four ways of answering one prompt, as functions of no arguments."""
+    import torch
+    import modeling
+
+    label_ids = modeling.label_token_ids(tokenizer)
+    input_ids = torch.tensor([prompt])
 
     def full_forward():
         with torch.no_grad():
@@ -65,56 +69,90 @@ def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Pat
         with torch.no_grad():
             body(input_ids=input_ids, use_cache=False)
 
-    ways = {
-        "a": ("label scoring (modeling.score_labels)",
-              lambda: modeling.score_labels(model, [prompt], label_ids, tokenizer.pad_token_id)),
-        "b": (f"generate {NEW_TOKENS} tokens (modeling.generate_answer)",
-              lambda: modeling.generate_answer(model, CountingTokenizer(), prompt, NEW_TOKENS)),
-        "c": ("plain full forward (all positions, full vocab)", full_forward),
-        "d": ("transformer body alone (floor)", body_alone),
-    }
-    ways["a"][1]()   # warm-up, counting the passes
-    passes = dict(calls)
-    ways["d"][1]()   # warm-up
-    # The four alternate within each round, so that load from other processes falls on all of them alike.
-    # Cost is the process's CPU time per item (with one torch thread: the work done, whatever the load);
-    # wall time is given beside it.
-    cpu, wall = {key: [] for key in ways}, {key: [] for key in ways}
+    return {"labels": lambda: modeling.score_labels(model, [prompt], label_ids, tokenizer.pad_token_id),
+            "generate": lambda: modeling.generate_answer(model, CountingTokenizer(), prompt, NEW_TOKENS),
+            "forward": full_forward,
+            "body": body_alone}
+
+
+def time_ways(ways: dict, reps: int) -> tuple:
+    """(CPU seconds, wall seconds per way, labels/body ratios of adjacent pairs, what generate wrote).
+    Cost is the process's CPU time per item (with one torch thread: the work done, whatever the load)."""
+    cpu, wall = {name: [] for name in ways}, {name: [] for name in ways}
     pair_ratios, generated = [], None
     for i in range(reps):
-        for key in "adadcb":
+        for name in ROUND:
             started, started_cpu = time.perf_counter(), time.process_time()
-            result = ways[key][1]()
-            wall[key].append(time.perf_counter() - started)
-            cpu[key].append(time.process_time() - started_cpu)
-            if key == "d":
-                pair_ratios.append(cpu["a"][-1] / cpu["d"][-1])
-            if key == "b":
+            result = ways[name]()
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - started_cpu)
+            if name == "body":
+                pair_ratios.append(cpu["labels"][-1] / cpu["body"][-1])
+            if name == "generate":
                 generated = result
         note(f"predict round {i + 1}/{reps} (CPU ms): "
-             + ", ".join(f"{k} {1000 * v[-1]:.0f}" for k, v in cpu.items()))
-    ms = {key: median_ms(v) for key, v in cpu.items()}
-    mask_ms = None
-    if hasattr(body, "causal_mask") and hasattr(body, "_update_causal_mask"):   # transformers 4.38's Gemma
-        hidden = torch.empty(1, PROMPT_TOKENS, shape["hidden_size"], dtype=torch.bfloat16)
-        mask_times = []
-        for _ in range(3):
-            started_cpu = time.process_time()
-            body._update_causal_mask(None, hidden)
-            mask_times.append(time.process_time() - started_cpu)
-        mask_ms, mask_side = median_ms(mask_times), tuple(body.causal_mask.shape)
-    del model, body, head
+             + ", ".join(f"{WAYS[k][:3]} {1000 * v[-1]:.0f}" for k, v in cpu.items()))
+    return cpu, wall, pair_ratios, generated
 
-    real = shape is GEMMA_2B and layers == GEMMA_2B["num_hidden_layers"]
-    shape_text = (f"gemma-2b shape, all {layers} layers" if real else
-                  f"{layers} of {shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, "
-                  f"vocab {shape['vocab_size']}")
+
+def causal_mask_ms(body, shape: dict):
+    """(ms, buffer shape) of transformers 4.38's Gemma causal mask, built on every forward; None elsewhere."""
+    import torch
+
+    if not (hasattr(body, "causal_mask") and hasattr(body, "_update_causal_mask")):
+        return None
+    hidden = torch.empty(1, PROMPT_TOKENS, shape["hidden_size"], dtype=torch.bfloat16)
+    mask_times = []
+    for _ in range(3):
+        started_cpu = time.process_time()
+        body._update_causal_mask(None, hidden)
+        mask_times.append(time.process_time() - started_cpu)
+    return median_ms(mask_times), tuple(body.causal_mask.shape)
+
+
+def shape_text(shape: dict, layers: int) -> str:
+    if shape is GEMMA_2B and layers == GEMMA_2B["num_hidden_layers"]:
+        return f"gemma-2b shape, all {layers} layers"
+    return (f"{layers} of {shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, "
+            f"vocab {shape['vocab_size']}")
+
+
+def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Path, tiny: bool) -> None:
+    """Cost per item of (a) label scoring, (b) generate-10, (c) a full forward, (d) the body alone."""
+    import torch
+    import modeling
+
+    folder = random_gemma_folder(shape, layers, tokenizer_folder(workdir), cache)
+    settings = runtime.load_settings(["--model_path", str(folder), "--precision", "bf16"])
+    started = time.time()
+    model, tokenizer = modeling.load_base_model(settings)
+    model.eval()
+    note(f"loaded by modeling.load_base_model in {time.time() - started:.0f} s")
+    activation = getattr(model.config, "hidden_activation", None) or model.config.hidden_act
+    body, head = modeling.causal_lm_parts(model)
+    generator = torch.Generator().manual_seed(0)
+    prompt = [tokenizer.bos_token_id] + torch.randint(5, shape["vocab_size"], (PROMPT_TOKENS - 1,),
+                                                     generator=generator).tolist()
+    model.generation_config.min_new_tokens = NEW_TOKENS   # a random model may stop early: make it write all 10
+    calls = count_passes(body, head)
+    ways = predict_ways(model, tokenizer, body, prompt)
+    ways["labels"]()   # warm-up, counting the passes
+    passes = dict(calls)
+    ways["body"]()     # warm-up
+    cpu, wall, pair_ratios, generated = time_ways(ways, reps)
+    mask = causal_mask_ms(body, shape)
+    del model, body, head
+    report_predict(shape_text(shape, layers), activation, reps, cpu, wall, passes, generated, pair_ratios, mask, tiny)
+
+
+def report_predict(shape: str, activation: str, reps: int, cpu: dict, wall: dict, passes: dict, generated: str,
+                   pair_ratios: list, mask, tiny: bool) -> None:
     part = "1 predict"
-    row(part, "model", f"random Gemma, {shape_text}, bf16, {activation}, loaded by modeling.load_base_model; "
+    ms = {name: median_ms(v) for name, v in cpu.items()}
+    row(part, "model", f"random Gemma, {shape}, bf16, {activation}, loaded by modeling.load_base_model; "
                        f"{PROMPT_TOKENS}-token prompt, batch 1; medians of {reps} rounds")
-    for key, (name, _) in ways.items():
-        row(part, f"({key}) {name}", f"{ms[key]:.0f} ms/item CPU time (wall {median_ms(wall[key]):.0f} ms; "
-                                     f"{len(cpu[key])} runs)")
+    for name, title in WAYS.items():
+        row(part, title, f"{ms[name]:.0f} ms/item CPU time (wall {median_ms(wall[name]):.0f} ms; {len(cpu[name])} runs)")
     row(part, "passes per item in (a)", f"body {passes['body']}, output layer {passes['head']} at "
                                          f"{passes['positions']} position(s) of {PROMPT_TOKENS}",
         "one forward pass, output layer at the last position only",
@@ -123,11 +161,12 @@ def bench_predict(shape: dict, layers: int, reps: int, workdir: Path, cache: Pat
     ratio = statistics.median(pair_ratios)
     row(part, "(a)/(d) label scoring vs body", f"{ratio:.3f} (median of {len(pair_ratios)} adjacent pairs)",
         "<= 1.10", None if tiny else ratio <= 1.10)   # tiny: Python overhead, not the model, decides
-    row(part, "(a)/(b) label scoring vs generate-10", f"{ms['a'] / ms['b']:.2f}", "about 0.3 on CPU")
-    row(part, "(c)/(d) full forward vs body", f"{ms['c'] / ms['d']:.2f}", "(report)")
-    if mask_ms is not None:
+    row(part, "(a)/(b) label scoring vs generate-10", f"{ms['labels'] / ms['generate']:.2f}", "about 0.3 on CPU")
+    row(part, "(c)/(d) full forward vs body", f"{ms['forward'] / ms['body']:.2f}", "(report)")
+    if mask is not None:
+        mask_ms, mask_side = mask
         row(part, "of which 4.38's causal mask, built every forward",
-            f"{mask_ms:.0f} ms ({100 * mask_ms / ms['d']:.0f} % of (d)): a {mask_side} buffer repeated and cast",
+            f"{mask_ms:.0f} ms ({100 * mask_ms / ms['body']:.0f} % of (d)): a {mask_side} buffer repeated and cast",
             "(report)")
 
 

@@ -28,31 +28,26 @@ def step_examples(n: int) -> list:
     return [{"instruction": TASKS["CoLA"].instruction, "input": _sentence(rng), "output": str(i % 2)} for i in range(n)]
 
 
-def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) -> dict:
-    """CPU seconds of one optimiser step (GRAD_ACCUM micro-batches of BATCH_SIZE, as config.py says, LoRA as
-    train.py builds it) by three paths: the full forward (logits at every position: the path before issue 8), the
-    answer-only loss (training.answer_only_loss: the default), and the transformer body alone (the floor)."""
-    import torch
+def step_batches(tokenizer, settings) -> list:
+    """One optimiser step's data: GRAD_ACCUM padded micro-batches of BATCH_SIZE examples, as train.py encodes them."""
+    from transformers import DataCollatorForSeq2Seq
     import modeling
-    import training
-    import train
 
-    settings = runtime.load_settings(["--model_path", str(folder), "--precision", precision])
-    model, tokenizer = train.build_model(settings)
-    model.train()
     label_ids = modeling.label_token_ids(tokenizer)
-    examples = step_examples(settings.BATCH_SIZE * settings.GRAD_ACCUM)
-    encoded = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, False, label_ids) for e in examples]
+    encoded = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, False, label_ids)
+               for e in step_examples(settings.BATCH_SIZE * settings.GRAD_ACCUM)]
     for e in encoded:
         e.pop("truncated")
-    from transformers import DataCollatorForSeq2Seq
     collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    batches = [collate(encoded[i:i + settings.BATCH_SIZE]) for i in range(0, len(encoded), settings.BATCH_SIZE)]
-    body = modeling.causal_lm_parts(model)[0]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    return [collate(encoded[i:i + settings.BATCH_SIZE]) for i in range(0, len(encoded), settings.BATCH_SIZE)]
 
-    def full(b):
-        return model(**b).loss
+
+def loss_paths(model, with_full: bool) -> dict:
+    """The losses a step can be timed by: answer (the default), body (the floor), full (logits everywhere)."""
+    import modeling
+    import training
+
+    body = modeling.causal_lm_parts(model)[0]
 
     def answer(b):
         return training.answer_only_loss(model, b["input_ids"], b["attention_mask"], b["labels"])[0]
@@ -62,7 +57,23 @@ def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) ->
 
     ways = {"answer": answer, "body": body_alone}
     if with_full:
-        ways["full"] = full
+        ways["full"] = lambda b: model(**b).loss
+    return ways
+
+
+def time_train_step(folder: Path, precision: str, reps: int, with_full: bool) -> dict:
+    """CPU seconds of one optimiser step (GRAD_ACCUM micro-batches of BATCH_SIZE, as config.py says, LoRA as
+    train.py builds it) by three paths: the full forward (logits at every position, what a plain causal-LM loss
+    costs), the answer-only loss (training.answer_only_loss: the default), and the transformer body alone (the floor)."""
+    import torch
+    import train
+
+    settings = runtime.load_settings(["--model_path", str(folder), "--precision", precision])
+    model, tokenizer = train.build_model(settings)
+    model.train()
+    batches = step_batches(tokenizer, settings)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ways = loss_paths(model, with_full)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
     seconds = {name: [] for name in ways}
     for i in range(reps + 1):   # round 0 warms up
