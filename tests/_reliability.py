@@ -179,3 +179,16 @@ def assert_unchanged(folder: Path, before: Dict[str, bytes]) -> None:
     assert set(after) == set(before), f"files added/removed: {sorted(set(after) ^ set(before))}"
     changed = [name for name in before if before[name] != after[name]]
     assert not changed, f"files changed: {changed}"
+
+
+def process(data: Path, pre_data: Path, *args: str) -> Run:
+    """data_process.py on data into pre_data, with a 50-row holdout (small test files)."""
+    return run("data_process.py", "--data_dir", str(data), "--pre_data_dir", str(pre_data), "--holdout_size", "50", *args)
+
+
+def fails_and_keeps(data: Path, pre_data: Path, *args: str, needles=()) -> str:
+    """Run data_process, expect the error with needles in it, and check pre_data is untouched."""
+    before = snapshot(pre_data)
+    message = error_message(process(data, pre_data, *args), *needles)
+    assert_unchanged(pre_data, before)
+    return message

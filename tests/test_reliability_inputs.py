@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _reliability import ROOT, assert_unchanged, error_message, run, snapshot
+from _reliability import ROOT, assert_unchanged, error_message, fails_and_keeps, process, run, snapshot
 
 COLA_HEADERLESS = "gj04\t1\t\tThe cat {}.\n"
 
@@ -36,18 +36,6 @@ def data(tmp_path, synthetic_data) -> Path:
     folder = tmp_path / "data"
     shutil.copytree(synthetic_data / "data", folder)
     return folder
-
-
-def process(data: Path, pre_data: Path, *args: str):
-    return run("data_process.py", "--data_dir", str(data), "--pre_data_dir", str(pre_data), "--holdout_size", "50", *args)
-
-
-def fails_and_keeps(data: Path, pre_data: Path, *args: str, needles=()) -> str:
-    """Run data_process, expect the error with needles in it, and check pre_data is untouched."""
-    before = snapshot(pre_data)
-    message = error_message(process(data, pre_data, *args), *needles)
-    assert_unchanged(pre_data, before)
-    return message
 
 
 def lines_of(path: Path) -> list:

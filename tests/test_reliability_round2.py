@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import _reliability
 from _reliability import ROOT, assert_unchanged, error_message, run, snapshot
 
 
@@ -31,15 +32,12 @@ def pre_data(tmp_path, data) -> Path:
 
 
 def process(data: Path, pre_data: Path, *args: str):
-    return run("data_process.py", "--data_dir", str(data), "--pre_data_dir", str(pre_data), "--holdout_size", "50",
-               "--data_set", "CoLA", *args)
+    """data_process on CoLA unless args name another data set (the last --data_set wins)."""
+    return _reliability.process(data, pre_data, "--data_set", "CoLA", *args)
 
 
 def fails_and_keeps(data: Path, pre_data: Path, *args: str, needles=()) -> str:
-    before = snapshot(pre_data)
-    message = error_message(process(data, pre_data, *args), *needles)
-    assert_unchanged(pre_data, before)
-    return message
+    return _reliability.fails_and_keeps(data, pre_data, "--data_set", "CoLA", *args, needles=needles)
 
 
 def dev_sentences(data: Path) -> list:
