@@ -1,7 +1,8 @@
 """Compare a classification head, LoRA instruction tuning and zero-shot prompting over training-sample sizes.
 
-    python lab/sweep.py --data_set SST-2 --train_file ../shared/data/SST-2/train.tsv \\
-        --eval_file ../shared/data/SST-2/dev.tsv --sizes 16,64,256,1024,4000 --seeds 3
+    python tools/get_glue.py      # once: GLUE's CoLA, QQP and SST-2 into data/glue/
+    python lab/sweep.py --data_set SST-2 --train_file data/glue/SST-2/train.tsv \\
+        --eval_file data/glue/SST-2/dev.tsv --sizes 16,64,256,1024,4000 --seeds 3
 
 For each size and seed (SEEDS seeds for sizes up to SEEDS_UP_TO, one above) it draws one stratified sample
 with data_process's sampler and gives that same sample to every method; every method is scored on the
