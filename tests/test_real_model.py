@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -153,3 +154,30 @@ def test_margin_auc_ranks_as_the_definition_says():
     assert auc([0.9, 0.8, 0.2, 0.1], ["0", "0", "1", "1"]) == 0.0
     assert auc([2.0, 2.0, 2.0, 2.0], ["0", "1", "0", "1"]) == 0.5        # a constant margin: no signal
     assert auc([0.3, 0.1, 0.2, 0.4], ["0", "0", "1", "1"]) == 0.75
+
+
+def test_real_model_runs_the_four_commands_and_writes_a_row_with_progress_in_its_log(tmp_path, tiny_gemma,
+                                                                                     synthetic_data, monkeypatch):
+    """The runner on the tiny Gemma and synthetic CoLA laid out as tools/get_glue.py writes it: one row in the
+    table, dev scored on PREDICT_COUNT items, and train.py's progress bar in the log before its output."""
+    pytest.importorskip("torch")
+    from tools import real_model
+
+    glue = tmp_path / "glue" / "CoLA"
+    glue.mkdir(parents=True)
+    train_lines = (synthetic_data / "data" / "CoLA_train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (glue / "train.tsv").write_text("".join(train_lines[:-40]), encoding="utf-8")
+    (glue / "dev.tsv").write_text("".join(train_lines[-40:]), encoding="utf-8")   # labelled, as CoLA's dev is
+    monkeypatch.setattr(real_model, "GLUE_DIR", tmp_path / "glue")
+    out = tmp_path / "runs"
+    assert real_model.main(["--out", str(out), "--tasks", "CoLA", "--row", "tiny", "--model_path", str(tiny_gemma),
+                            "--max_samples", "64", "--holdout_size", "32", "--max_steps", "4", "--predict_count", "20",
+                            "--max_new_tokens", "2"]) == 0
+    rows = list(csv.DictReader(open(out / "real_model.csv", encoding="utf-8")))
+    assert [(r["task"], r["row"], r["n_train"], r["n_holdout"], r["dev_n"]) for r in rows] == \
+        [("CoLA", "tiny", "64", "32", "20")]
+    assert 0 <= float(rows[0]["dev_acc"]) <= 1 and rows[0]["invalid_generate"].endswith("/20")
+    log = (out / "CoLA" / "tiny" / "log.txt").read_text(encoding="utf-8")
+    train_part = log[log.index("$ python train.py"):log.index("--- train.py:")]
+    assert "training:" in train_part   # the progress bar streamed before train.py's closing output
+    assert "predict: holdout" in log and '"data_sets"' in log

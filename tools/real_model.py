@@ -77,15 +77,18 @@ def lay_out(task: str, folder: Path) -> Path:
 
 
 def run(script: str, args: list, log: Path) -> str:
-    """Run one exam script as a user does; its output goes to the log (and is returned)."""
+    """Run one exam script as a user does and return its output. Its progress (stderr) goes to the log as it
+    runs (`tail -f` it: a training run takes an hour on a CPU), its output after it."""
     started = time.time()
-    done = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
     with open(log, "a", encoding="utf-8") as f:
-        f.write(f"\n$ python {script} {' '.join(args)}   ({time.time() - started:.0f} s, exit {done.returncode})\n")
-        f.write(done.stdout + done.stderr)
+        f.write(f"\n$ python {script} {' '.join(args)}\n")
+        f.flush()
+        done = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=f,
+                              text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        f.write(f"\n--- {script}: {time.time() - started:.0f} s, exit {done.returncode}; its output:\n{done.stdout}")
     if done.returncode != 0:
-        raise SystemExit(f"real_model: {script} failed (exit {done.returncode}); see {log}\n{done.stderr[-2000:]}")
+        raise SystemExit(f"real_model: {script} failed (exit {done.returncode}); see {log}\n"
+                         f"{log.read_text(encoding='utf-8')[-2000:]}")
     return done.stdout
 
 
@@ -203,7 +206,7 @@ def main(argv=None) -> int:
         if any(r["task"] == task and r["row"] == args.row for r in rows):
             print(f"real_model: {task} / {args.row} is already in {table}")
             continue
-        print(f"real_model: {task} / {args.row} ...", flush=True)
+        print(f"real_model: {task} / {args.row} ... (progress: tail -f {args.out / task / args.row / 'log.txt'})", flush=True)
         row = one_row(task, args.row, overrides, args.out, rows)
         with runtime.exclusive(args.out, wait=True):   # two runners may share a table: read, add and write under a lock
             rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
