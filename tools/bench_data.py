@@ -17,7 +17,7 @@ import time
 
 import json
 
-from benchlib import GLUE_DIR, GLUE_QQP_DEV_ROWS, GLUE_QQP_TRAIN_ROWS, row, tokenizer_folder  # noqa: E402
+from benchlib import GEMMA_2B, GLUE_DIR, GLUE_QQP_DEV_ROWS, GLUE_QQP_TRAIN_ROWS, row, tokenizer_folder  # noqa: E402
 from bench_predict import heavy_imports  # noqa: E402
 
 # --- 2. padding in training batches -----------------------------------------------------------------
@@ -116,14 +116,41 @@ def bench_padding(workdir: Path, settings) -> None:
         at_cap = sum(n == settings.MAX_LENGTH for n in lengths)
         row(part, f"{task_name}: {len(features)} examples, tokens each",
             f"mean {statistics.mean(lengths):.0f}, max {max(lengths)} ({at_cap} cut at MAX_LENGTH)")
-        for grouped in (True, False):
+        shares = {grouped: real_token_share(features, collator, settings, grouped) for grouped in (True, False)}
+        for grouped, value in shares.items():
             default = grouped == settings.GROUP_BY_LENGTH   # the target applies to what config.py does
-            value = real_token_share(features, collator, settings, grouped)
             row(part, f"{task_name}: real-token share, {'length-grouped' if grouped else 'random'} batches"
                       f"{' (the setting)' if default else ''}", f"{100 * value:.1f} %",
                 ">= 90 %" if default else "(report)", value >= 0.90 if default else None)
         fixed = sum(lengths) / (len(lengths) * settings.MAX_LENGTH)
         row(part, f"{task_name}: real-token share, padded to MAX_LENGTH", f"{100 * fixed:.1f} %", "(report)")
+        a10_minutes_row(part, task_name, lengths, shares[settings.GROUP_BY_LENGTH], settings)
+
+
+# An A10's dense bf16 peak, and the share of it a LoRA step of gemma-2b reaches: guesses, not measurements (no GPU
+# has run one for us), so the estimate is given at a likely and at a poor share.
+A10_BF16_FLOPS = 125e12
+A10_SHARES = (0.25, 0.10)
+
+
+def a10_minutes_row(part: str, task_name: str, lengths: list, share: float, settings) -> None:
+    """train.py's compute at these settings on gemma-2b, from the batch slots the Trainer fills here: a LoRA step
+    costs about 4 FLOPs per weight of the layers per token slot (forward, and backward to the activations: the frozen
+    weights get no gradients); the output layer runs at the answer only. Holdout checks are forward passes."""
+    h, layers = GEMMA_2B["hidden_size"], GEMMA_2B["num_hidden_layers"]
+    kv = GEMMA_2B["num_key_value_heads"] * GEMMA_2B["head_dim"]
+    layer_weights = 2 * h * GEMMA_2B["num_attention_heads"] * GEMMA_2B["head_dim"] + 2 * h * kv \
+        + 3 * h * GEMMA_2B["intermediate_size"]
+    weights = layers * layer_weights
+    train_slots = settings.EPOCHS * sum(lengths) / share
+    checks = 1 + settings.EPOCHS * settings.EVALS_PER_EPOCH
+    holdout_slots = checks * settings.HOLDOUT_SIZE * statistics.mean(lengths) / share
+    flops = 4 * weights * train_slots + 2 * weights * holdout_slots
+    minutes = [flops / (A10_BF16_FLOPS * used) / 60 for used in A10_SHARES]
+    row(part, f"{task_name}: train.py on gemma-2b, A10 time (estimate)",
+        f"{minutes[0]:.0f}-{minutes[1]:.0f} min at {100 * A10_SHARES[0]:.0f}-{100 * A10_SHARES[1]:.0f} % of 125 TFLOPS "
+        f"({flops / 1e15:.1f} PFLOP: {weights / 1e9:.2f} B layer weights, {train_slots / 1e6:.2f} M training token "
+        f"slots; not measured on a GPU)", "< 60 min", minutes[1] < 60)
 
 
 # --- 3. data_process wall time ----------------------------------------------------------------------
