@@ -116,7 +116,7 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
             learning_rate: float, max_steps: Optional[int], eval_every: Optional[int], resume: bool,
             quiet: bool, stop_when_collapsed: bool) -> SimpleNamespace:
     """One training run: fresh LoRA on the base model, the Trainer, the best checkpoint by holdout accuracy.
-    stop_when_collapsed: end the run at half its steps if the holdout MCC has stayed below COLLAPSE_MCC."""
+    stop_when_collapsed: end the run at half its steps if the checkpoint it would keep has a holdout MCC below COLLAPSE_MCC."""
     set_seed(seed)
     model, tokenizer = build_model(settings)
     label_ids = modeling.label_token_ids(tokenizer, label_words(settings.LABEL_WORDS))

@@ -150,20 +150,26 @@ class ProgressLines(TrainerCallback):
 
 
 class CollapseGuard(TrainerCallback):
-    """Stop a run at half its steps when no holdout check so far reached an MCC of min_mcc (with the tuned
-    threshold): it answers one label whatever the input, and the time is better spent on a fresh start."""
+    """Stop a run at half its steps when the checkpoint it would keep so far (the best by `choice`, as the Trainer
+    picks it) has a holdout MCC below min_mcc with the tuned threshold: it answers one label whatever the input, and
+    the time is better spent on a fresh start. The same test train.py applies to the kept checkpoint at the end, so a
+    lucky early check that the Trainer would not keep cannot carry a collapsed run to its last step."""
 
     def __init__(self, min_mcc: float):
         self.min_mcc = min_mcc
-        self.best_mcc = -1.0
+        self.best_choice = float("-inf")
+        self.kept_mcc = -1.0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        self.best_mcc = max(self.best_mcc, (metrics or {}).get("eval_tuned_mcc", -1.0))
-        if state.global_step * 2 >= state.max_steps and self.best_mcc < self.min_mcc and not control.should_training_stop:
+        metrics = metrics or {}
+        if metrics.get("eval_choice", float("-inf")) > self.best_choice:   # strictly: the Trainer keeps the first best
+            self.best_choice = metrics["eval_choice"]
+            self.kept_mcc = metrics.get("eval_tuned_mcc", -1.0)
+        if state.global_step * 2 >= state.max_steps and self.kept_mcc < self.min_mcc and not control.should_training_stop:
             control.should_training_stop = True
             if state.is_world_process_zero:
-                print(f"step {state.global_step}/{state.max_steps}: holdout MCC has stayed below {self.min_mcc:g} "
-                      f"(best {self.best_mcc:.3f}): stopping this run")
+                print(f"step {state.global_step}/{state.max_steps}: the best holdout check so far has MCC "
+                      f"{self.kept_mcc:.3f}, below {self.min_mcc:g}: stopping this run")
 
 
 def quiet_progress(trainer: Trainer) -> None:

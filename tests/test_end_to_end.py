@@ -87,7 +87,7 @@ def test_a_collapsed_run_starts_again_with_the_next_seed_and_a_lower_learning_ra
     run_script("data_process.py", *where, "--max_samples", "200", "--holdout_size", "40")
     trained = run_script("train.py", *where, *TINY_TRAINING, "--max_steps", "8", "--evals_per_epoch", "2",
                          "--collapse_mcc", "1.01", "--restarts", "2")
-    assert trained.stdout.count("holdout MCC has stayed below 1.01") == 2, trained.stdout[-3000:]
+    assert trained.stdout.count(", below 1.01: stopping this run") == 2, trained.stdout[-3000:]
     assert "starting again with seed 43 and learning rate 5.00e-03" in trained.stdout
     assert "starting again with seed 44 and learning rate 2.50e-03" in trained.stdout
     record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())

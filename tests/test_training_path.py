@@ -230,3 +230,29 @@ def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_pat
     accuracy = sum(p == e["output"] for p, e in zip(predicted, holdout)) / len(holdout)
     assert record["holdout_accuracy"] == pytest.approx(accuracy)
     assert record["steps"] == 3 and "eval_loss" in record["log_history"][-1]
+
+
+def test_the_collapse_guard_judges_the_checkpoint_the_trainer_would_keep():
+    """The lab's CoLA cell at 256 examples (seed 42): one early check scored MCC 0.101 with its threshold while
+    answering 0 everywhere, every later one answered 1 everywhere. The Trainer keeps the first all-1 check (MCC 0),
+    so at half the steps the run has collapsed, whatever that early check said."""
+    from types import SimpleNamespace as NS
+
+    import training
+
+    checks = [(13, -0.705, 0.101), (26, -0.295, 0.0), (39, -0.295, 0.0), (52, -0.295, 0.0)]
+    guard, control = training.CollapseGuard(0.1), NS(should_training_stop=False)
+    stopped_at = None
+    for step, choice, tuned_mcc in checks:
+        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False), control,
+                          metrics={"eval_choice": choice, "eval_tuned_mcc": tuned_mcc})
+        if control.should_training_stop and stopped_at is None:
+            stopped_at = step
+    assert stopped_at == 52
+
+    learning = [(13, -0.705, 0.0), (26, 0.74, 0.31), (39, 0.72, 0.05), (52, 0.73, 0.04)]   # the kept check learned
+    guard, control = training.CollapseGuard(0.1), NS(should_training_stop=False)
+    for step, choice, tuned_mcc in learning:
+        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False), control,
+                          metrics={"eval_choice": choice, "eval_tuned_mcc": tuned_mcc})
+    assert not control.should_training_stop
