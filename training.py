@@ -157,19 +157,16 @@ class CollapseGuard(TrainerCallback):
 
     def __init__(self, min_mcc: float):
         self.min_mcc = min_mcc
-        self.best_choice = float("-inf")
-        self.kept_mcc = -1.0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        metrics = metrics or {}
-        if metrics.get("eval_choice", float("-inf")) > self.best_choice:   # strictly: the Trainer keeps the first best
-            self.best_choice = metrics["eval_choice"]
-            self.kept_mcc = metrics.get("eval_tuned_mcc", -1.0)
-        if state.global_step * 2 >= state.max_steps and self.kept_mcc < self.min_mcc and not control.should_training_stop:
+        checks = [entry for entry in state.log_history if "eval_choice" in entry]   # this one included, resumed ones too
+        kept = max(checks, key=lambda entry: entry["eval_choice"]) if checks else {}  # the first best, as the Trainer
+        kept_mcc = kept.get("eval_tuned_mcc", -1.0)
+        if state.global_step * 2 >= state.max_steps and kept_mcc < self.min_mcc and not control.should_training_stop:
             control.should_training_stop = True
             if state.is_world_process_zero:
                 print(f"step {state.global_step}/{state.max_steps}: the best holdout check so far has MCC "
-                      f"{self.kept_mcc:.3f}, below {self.min_mcc:g}: stopping this run")
+                      f"{kept_mcc:.3f}, below {self.min_mcc:g}: stopping this run")
 
 
 def quiet_progress(trainer: Trainer) -> None:

@@ -241,18 +241,20 @@ def test_the_collapse_guard_judges_the_checkpoint_the_trainer_would_keep():
     import training
 
     checks = [(13, -0.705, 0.101), (26, -0.295, 0.0), (39, -0.295, 0.0), (52, -0.295, 0.0)]
-    guard, control = training.CollapseGuard(0.1), NS(should_training_stop=False)
+    guard, control, history = training.CollapseGuard(0.1), NS(should_training_stop=False), []
     stopped_at = None
     for step, choice, tuned_mcc in checks:
-        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False), control,
-                          metrics={"eval_choice": choice, "eval_tuned_mcc": tuned_mcc})
+        history.append({"eval_choice": choice, "eval_tuned_mcc": tuned_mcc, "step": step})   # the Trainer logs first
+        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False, log_history=history),
+                          control)
         if control.should_training_stop and stopped_at is None:
             stopped_at = step
     assert stopped_at == 52
 
     learning = [(13, -0.705, 0.0), (26, 0.74, 0.31), (39, 0.72, 0.05), (52, 0.73, 0.04)]   # the kept check learned
-    guard, control = training.CollapseGuard(0.1), NS(should_training_stop=False)
+    guard, control, history = training.CollapseGuard(0.1), NS(should_training_stop=False), []
     for step, choice, tuned_mcc in learning:
-        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False), control,
-                          metrics={"eval_choice": choice, "eval_tuned_mcc": tuned_mcc})
+        history.append({"eval_choice": choice, "eval_tuned_mcc": tuned_mcc, "step": step})
+        guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False, log_history=history),
+                          control)
     assert not control.should_training_stop
