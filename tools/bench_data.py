@@ -17,6 +17,7 @@ import time
 
 import json
 
+from bench_memory import lora_widths  # noqa: E402
 from benchlib import GEMMA_2B, GLUE_DIR, GLUE_QQP_DEV_ROWS, GLUE_QQP_TRAIN_ROWS, row, tokenizer_folder  # noqa: E402
 from bench_predict import heavy_imports  # noqa: E402
 
@@ -58,17 +59,13 @@ def run_data_process(data_dir: Path, out_dir: Path, extra=()) -> tuple:
 
 
 def encoded_features(tokenizer, examples: list, settings) -> list:
-    """The training features train.py would build from pre_data examples (input ids, mask, labels)."""
+    """The training features train.py builds from pre_data examples (input ids, mask, labels), as a list."""
     import modeling
+    import train
 
-    label_ids = modeling.label_token_ids(tokenizer)
-    features = []
-    for example in examples:
-        encoded = modeling.encode_example(tokenizer, example, settings.MAX_LENGTH, settings.PROMPT_LOSS_WEIGHT > 0,
-                                          label_ids)
-        encoded.pop("truncated")
-        features.append(encoded)
-    return features
+    dataset, _ = train.encode(settings, tokenizer, examples, settings.PROMPT_LOSS_WEIGHT > 0,
+                              modeling.label_token_ids(tokenizer))
+    return list(dataset)
 
 
 def real_token_share(features: list, collator, settings, grouped: bool) -> float:
@@ -137,11 +134,7 @@ def a10_minutes_row(part: str, task_name: str, lengths: list, share: float, sett
     """train.py's compute at these settings on gemma-2b, from the batch slots the Trainer fills here: a LoRA step
     costs about 4 FLOPs per weight of the layers per token slot (forward, and backward to the activations: the frozen
     weights get no gradients); the output layer runs at the answer only. Holdout checks are forward passes."""
-    h, layers = GEMMA_2B["hidden_size"], GEMMA_2B["num_hidden_layers"]
-    kv = GEMMA_2B["num_key_value_heads"] * GEMMA_2B["head_dim"]
-    layer_weights = 2 * h * GEMMA_2B["num_attention_heads"] * GEMMA_2B["head_dim"] + 2 * h * kv \
-        + 3 * h * GEMMA_2B["intermediate_size"]
-    weights = layers * layer_weights
+    weights = GEMMA_2B["num_hidden_layers"] * sum(i * o for i, o in lora_widths(GEMMA_2B).values())
     train_slots = settings.EPOCHS * sum(lengths) / share
     checks = 1 + settings.EPOCHS * settings.EVALS_PER_EPOCH
     holdout_slots = checks * settings.HOLDOUT_SIZE * statistics.mean(lengths) / share

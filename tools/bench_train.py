@@ -32,12 +32,11 @@ def step_batches(tokenizer, settings) -> list:
     """One optimiser step's data: GRAD_ACCUM padded micro-batches of BATCH_SIZE examples, as train.py encodes them."""
     from transformers import DataCollatorForSeq2Seq
     import modeling
+    import train
 
-    label_ids = modeling.label_token_ids(tokenizer)
-    encoded = [modeling.encode_example(tokenizer, e, settings.MAX_LENGTH, False, label_ids)
-               for e in step_examples(settings.BATCH_SIZE * settings.GRAD_ACCUM)]
-    for e in encoded:
-        e.pop("truncated")
+    dataset, _ = train.encode(settings, tokenizer, step_examples(settings.BATCH_SIZE * settings.GRAD_ACCUM), False,
+                              modeling.label_token_ids(tokenizer))
+    encoded = list(dataset)
     collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     return [collate(encoded[i:i + settings.BATCH_SIZE]) for i in range(0, len(encoded), settings.BATCH_SIZE)]
 
