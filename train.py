@@ -37,7 +37,7 @@ import runtime
 import training
 import versions
 from runtime import UserError
-from tasks import label_words
+from tasks import decisions, label_words, metrics, tuned_threshold
 
 
 def main(settings) -> None:
@@ -138,6 +138,7 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
         with versions.checkpoint_loading():
             trainer.train(resume_from_checkpoint=resume_point(settings, resume, checkpoint_dir, data_sha256))
         best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own scores
+        best.update(holdout_as_predict_scores_it(settings, model, tokenizer, val_examples))
     except torch.cuda.OutOfMemoryError:
         raise UserError(
             f"the GPU ran out of memory. Lower BATCH_SIZE (now {settings.BATCH_SIZE}; raise GRAD_ACCUM to keep the "
@@ -152,6 +153,21 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
                "tuned_holdout_mcc": best["eval_tuned_mcc"], "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
                "minutes": round(minutes, 2), "full_run_minutes": minutes * plan.total_steps / max(1, state.global_step)}
     return SimpleNamespace(model=model, summary=summary, state=state)
+
+
+def holdout_as_predict_scores_it(settings, model, tokenizer, val_examples: list) -> dict:
+    """The kept checkpoint's holdout scores and threshold as `predict.py --split val` computes them (one item a
+    pass, modeling.answer_examples), in the Trainer's metric names. The Trainer's own pass chose the checkpoint, but
+    in bf16 its numbers can put a row that sits within rounding of the threshold on the other side; the run record
+    must hold what predict reproduces."""
+    _, margins, _ = modeling.answer_examples(model, tokenizer, val_examples, settings.MAX_LENGTH, batch_size=1,
+                                             words=label_words(settings.LABEL_WORDS))
+    gold = [e["output"] for e in val_examples]
+    plain = metrics(gold, decisions(margins))
+    threshold = tuned_threshold(margins, gold, settings.THRESHOLD_MIN_GAIN)
+    tuned = metrics(gold, decisions(margins, threshold))
+    return {"eval_accuracy": plain["accuracy"], "eval_mcc": plain["mcc"], "eval_threshold": threshold,
+            "eval_tuned_accuracy": tuned["accuracy"], "eval_tuned_mcc": tuned["mcc"]}
 
 
 def ranking(summary: dict) -> tuple:

@@ -258,3 +258,44 @@ def test_the_collapse_guard_judges_the_checkpoint_the_trainer_would_keep():
         guard.on_evaluate(None, NS(global_step=step, max_steps=100, is_world_process_zero=False, log_history=history),
                           control)
     assert not control.should_training_stop
+
+
+def test_of_two_checks_with_the_same_holdout_accuracy_the_later_is_kept():
+    """Real CoLA, seed 43: three checks tied at 0.8025 and the Trainer kept the first; the last scored 2 points more
+    on the dev rows. A tie now goes to the later check, and the tie-break never outweighs one holdout row."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    import training
+    gold = np.array([1] * 14 + [0] * 6)
+    reading = np.array([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 4 + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)   # 13 of 20 right
+    one_more = reading.copy()
+    one_more[10] = [0.0, 1.0]                                                                         # 14 of 20 right
+    prediction = SimpleNamespace(predictions=(reading, gold))
+    early = training.holdout_metrics(prediction, min_gain=0.01, progress=0.5)
+    late = training.holdout_metrics(prediction, min_gain=0.01, progress=1.0)
+    better_early = training.holdout_metrics(SimpleNamespace(predictions=(one_more, gold)), min_gain=0.01, progress=0.1)
+    assert early["accuracy"] == late["accuracy"] and late["choice"] > early["choice"]
+    assert better_early["choice"] > late["choice"]
+    assert late["choice"] == pytest.approx(late["accuracy"], abs=1e-6)
+
+
+def test_the_trainer_keeps_the_last_of_checks_that_tie(tmp_path, tiny_gemma, synthetic_data):
+    """At a learning rate too small to move any answer every check scores the same: the adapter kept is the last."""
+    import json
+
+    import runtime
+    import train
+    from conftest import run_script
+    out = tmp_path / "pre_data"
+    run_script("data_process.py", "--data_dir", str(synthetic_data / "data"), "--pre_data_dir", str(out),
+               "--data_set", "CoLA", "--max_samples", "64", "--holdout_size", "24")
+    settings = runtime.load_settings(["--model_path", str(tiny_gemma), "--max_steps", "4", "--batch_size", "8",
+                                      "--grad_accum", "1", "--learning_rate", "1e-12", "--restarts", "0"])
+    examples = json.loads((out / "CoLA" / "CoLA_train.json").read_text())
+    holdout = json.loads((out / "CoLA" / "CoLA_val.json").read_text())
+    record = train.train_adapter(settings, examples, holdout, tmp_path / "adapter" / "CoLA", tmp_path / "checkpoints",
+                                 data_sha256={}, eval_every=2)
+    checks = [entry["eval_accuracy"] for entry in record["log_history"] if "eval_choice" in entry]
+    assert len(checks) >= 2 and len(set(checks)) == 1
+    assert record["best_checkpoint"].endswith("checkpoint-4")
