@@ -37,7 +37,7 @@ import runtime
 import training
 import versions
 from runtime import UserError
-from tasks import decisions, label_words, metrics, tuned_threshold
+from tasks import label_words
 
 
 def main(settings) -> None:
@@ -162,12 +162,8 @@ def holdout_as_predict_scores_it(settings, model, tokenizer, val_examples: list)
     must hold what predict reproduces."""
     _, margins, _ = modeling.answer_examples(model, tokenizer, val_examples, settings.MAX_LENGTH, batch_size=1,
                                              words=label_words(settings.LABEL_WORDS))
-    gold = [e["output"] for e in val_examples]
-    plain = metrics(gold, decisions(margins))
-    threshold = tuned_threshold(margins, gold, settings.THRESHOLD_MIN_GAIN)
-    tuned = metrics(gold, decisions(margins, threshold))
-    return {"eval_accuracy": plain["accuracy"], "eval_mcc": plain["mcc"], "eval_threshold": threshold,
-            "eval_tuned_accuracy": tuned["accuracy"], "eval_tuned_mcc": tuned["mcc"]}
+    scores = training.margin_scores(margins, [e["output"] for e in val_examples], settings.THRESHOLD_MIN_GAIN)
+    return {f"eval_{name}": value for name, value in scores.items()}
 
 
 def ranking(summary: dict) -> tuple:

@@ -77,14 +77,20 @@ def holdout_metrics(prediction, min_gain: float, progress: float = 0.0) -> dict:
     scores, gold = prediction.predictions
     gold_labels = [LABELS[i] if i >= 0 else None for i in gold.tolist()]
     margins = (scores[:, 1] - scores[:, 0]).tolist()
-    predicted = decisions(margins)
-    plain = metrics(gold_labels, predicted)
+    scores_now = margin_scores(margins, gold_labels, min_gain)
+    collapsed = len(set(decisions(margins))) == 1
+    scores_now["choice"] = scores_now["accuracy"] - (1.0 if collapsed else 0.0) + TIE_BREAK * progress
+    return scores_now
+
+
+def margin_scores(margins: List[float], gold_labels: list, min_gain: float) -> dict:
+    """Accuracy and MCC of the likelier label, and the threshold tuned on these rows with the accuracy and MCC it
+    gives: what the Trainer's holdout checks and train.py's record (predict's own scoring) both report."""
+    plain = metrics(gold_labels, decisions(margins))
     threshold = tuned_threshold(margins, gold_labels, min_gain)
     tuned = metrics(gold_labels, decisions(margins, threshold))
-    collapsed = len(set(predicted)) == 1
-    choice = plain["accuracy"] - (1.0 if collapsed else 0.0) + TIE_BREAK * progress
-    return {"accuracy": plain["accuracy"], "mcc": plain["mcc"], "choice": choice,
-            "threshold": threshold, "tuned_accuracy": tuned["accuracy"], "tuned_mcc": tuned["mcc"]}
+    return {"accuracy": plain["accuracy"], "mcc": plain["mcc"], "threshold": threshold,
+            "tuned_accuracy": tuned["accuracy"], "tuned_mcc": tuned["mcc"]}
 
 
 class HoldoutTrainer(Trainer):

@@ -209,21 +209,10 @@ def test_a_checkpoint_that_answers_one_label_everywhere_is_kept_last():
 def test_holdout_evaluation_by_the_trainer_equals_predicts_label_scoring(tmp_path, tiny_gemma, synthetic_data):
     """A few training steps, then the Trainer's own evaluation loop and predict's modeling.answer_examples give the same
     accuracy on the same holdout: the best checkpoint is chosen by the number predict will reproduce."""
-    import json
-
     import modeling
     import runtime
-    import train
-    from conftest import run_script
-    out = tmp_path / "pre_data"
-    run_script("data_process.py", "--data_dir", str(synthetic_data / "data"), "--pre_data_dir", str(out),
-               "--data_set", "CoLA", "--max_samples", "64", "--holdout_size", "48")
-    settings = runtime.load_settings(["--model_path", str(tiny_gemma), "--max_steps", "3", "--batch_size", "8",
-                                      "--grad_accum", "1", "--learning_rate", "1e-2", "--evals_per_epoch", "1"])
-    examples = json.loads((out / "CoLA" / "CoLA_train.json").read_text())
-    holdout = json.loads((out / "CoLA" / "CoLA_val.json").read_text())
-    record = train.train_adapter(settings, examples, holdout, tmp_path / "adapter" / "CoLA", tmp_path / "checkpoints",
-                                 data_sha256={})
+    settings, holdout, record = train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, 48, [
+        "--max_steps", "3", "--learning_rate", "1e-2", "--evals_per_epoch", "1"])
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, runtime.load_settings(["--saved_model_dir", str(tmp_path / "adapter")]), "CoLA")
     predicted, _, _ = modeling.answer_examples(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=5)
@@ -282,6 +271,16 @@ def test_of_two_checks_with_the_same_holdout_accuracy_the_later_is_kept():
 
 def test_the_trainer_keeps_the_last_of_checks_that_tie(tmp_path, tiny_gemma, synthetic_data):
     """At a learning rate too small to move any answer every check scores the same: the adapter kept is the last."""
+    _, _, record = train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, 24, [
+        "--max_steps", "4", "--learning_rate", "1e-12", "--restarts", "0"], eval_every=2)
+    checks = [entry["eval_accuracy"] for entry in record["log_history"] if "eval_choice" in entry]
+    assert len(checks) >= 2 and len(set(checks)) == 1
+    assert record["best_checkpoint"].endswith("checkpoint-4")
+
+
+def train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, holdout_size: int, overrides: list, **train_kwargs):
+    """data_process on 64 synthetic CoLA rows (holdout_size of them held out), then train.train_adapter on the tiny
+    Gemma in batches of 8 with overrides: (settings, holdout examples, run record)."""
     import json
 
     import runtime
@@ -289,13 +288,11 @@ def test_the_trainer_keeps_the_last_of_checks_that_tie(tmp_path, tiny_gemma, syn
     from conftest import run_script
     out = tmp_path / "pre_data"
     run_script("data_process.py", "--data_dir", str(synthetic_data / "data"), "--pre_data_dir", str(out),
-               "--data_set", "CoLA", "--max_samples", "64", "--holdout_size", "24")
-    settings = runtime.load_settings(["--model_path", str(tiny_gemma), "--max_steps", "4", "--batch_size", "8",
-                                      "--grad_accum", "1", "--learning_rate", "1e-12", "--restarts", "0"])
+               "--data_set", "CoLA", "--max_samples", "64", "--holdout_size", str(holdout_size))
+    settings = runtime.load_settings(["--model_path", str(tiny_gemma), "--batch_size", "8", "--grad_accum", "1",
+                                      *overrides])
     examples = json.loads((out / "CoLA" / "CoLA_train.json").read_text())
     holdout = json.loads((out / "CoLA" / "CoLA_val.json").read_text())
     record = train.train_adapter(settings, examples, holdout, tmp_path / "adapter" / "CoLA", tmp_path / "checkpoints",
-                                 data_sha256={}, eval_every=2)
-    checks = [entry["eval_accuracy"] for entry in record["log_history"] if "eval_choice" in entry]
-    assert len(checks) >= 2 and len(set(checks)) == 1
-    assert record["best_checkpoint"].endswith("checkpoint-4")
+                                 data_sha256={}, **train_kwargs)
+    return settings, holdout, record
