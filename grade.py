@@ -20,7 +20,7 @@ from typing import List, Optional
 import adapters
 import runtime
 from runtime import UserError
-from tasks import LABELS, TASKS, format_metrics, metrics, parse_label_file, read_label, task_named
+from tasks import LABELS, TASKS, format_metrics, metrics, task_named
 
 EXPECTED_KEYS = {"instruction", "input", "output"}
 
@@ -85,26 +85,6 @@ def names_task(file_name: str, task_name: str) -> bool:
     return False
 
 
-def read_labels(path: Path) -> tuple:
-    """(labels, layout, problems) of an answer or result file, or a UserError that says why it cannot be read."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UserError(runtime.file_system_message(e)) from None
-    if not data.strip():
-        raise UserError(f"{runtime.shown(path)} is empty: it holds no answers.")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\0" in data[:200]:
-        raise UserError(f"{runtime.shown(path)} is UTF-16 (or another encoding with zero bytes): save it as UTF-8, "
-                        f"one label a line.")
-    text = data.decode("utf-8", errors="replace")
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
-    if "," in first and "\t" not in first and len(first.split(",")) > 1 and all(
-            read_label(part) is not None or part.strip().isdigit() for part in first.split(",") if part.strip()):
-        raise UserError(f"{runtime.shown(path)} is comma-separated ({first[:40]!r}): write one label a line, or "
-                        f"index<TAB>label.")
-    return parse_label_file(text)
-
-
 def score_answers(settings, gold_file: tuple, result: tuple, answer_path: Path, result_path: Path,
                   accuracy: dict) -> None:
     """Fill `accuracy` with the score of the result file's labels against the answer file's, line by line."""
@@ -148,8 +128,8 @@ def grade_task(settings, task_name: str) -> dict:
         accuracy["reasons"].append(f"{runtime.shown(result_path)} is missing: run python predict.py")
     else:
         try:
-            score_answers(settings, read_labels(answer_path), read_labels(result_path), answer_path, result_path,
-                          accuracy)
+            score_answers(settings, runtime.read_label_file(answer_path), runtime.read_label_file(result_path),
+                          answer_path, result_path, accuracy)
         except UserError as e:   # a file that holds no answers to read: 0 points, and why
             accuracy["reasons"].append(str(e))
     report["accuracy"] = accuracy

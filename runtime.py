@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterator, List, Optional
 
 import config
-from tasks import label_words, task_named
+from tasks import label_words, parse_label_file, read_label, task_named
 
 ROOT = Path(__file__).resolve().parent
 EXAM_DATA_DIR = Path("/home/aiservice/worksapce/data/questionBData")   # sic: the exam machine's spelling
@@ -294,6 +294,26 @@ def write_json(path: Path, obj) -> None:
     else:
         text = json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
     write_atomically(path, text)
+
+
+def read_label_file(path: Path) -> tuple:
+    """(labels, layout, problems) of an answer or result file, or a UserError that says why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(file_system_message(e)) from None
+    if not data.strip():
+        raise UserError(f"{shown(path)} is empty: it holds no answers.")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\0" in data[:200]:
+        raise UserError(f"{shown(path)} is UTF-16 (or another encoding with zero bytes): save it as UTF-8, "
+                        f"one label a line.")
+    text = data.decode("utf-8", errors="replace")
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    if "," in first and "\t" not in first and len(first.split(",")) > 1 and all(
+            read_label(part) is not None or part.strip().isdigit() for part in first.split(",") if part.strip()):
+        raise UserError(f"{shown(path)} is comma-separated ({first[:40]!r}): write one label a line, or "
+                        f"index<TAB>label.")
+    return parse_label_file(text)
 
 
 # What data_process built pre_data/<ds>/ from (the TSVs' paths and hashes, the instruction, the label words), beside
