@@ -35,6 +35,9 @@ LORA_R = 16                # rank of the update matrices
 LORA_ALPHA = 32            # scale of the update = alpha / r
 LORA_DROPOUT = 0.05
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"   # all of Gemma's linear layers
+USE_RSLORA = False         # True: scale the update by alpha / sqrt(r) (rsLoRA) instead of alpha / r
+LORA_PLUS_RATIO = 1.0      # LoRA+: the B matrices learn at this multiple of LEARNING_RATE (the paper: 16); 1 = off.
+                           # Both are levers to measure, not measured on a real model yet (docs/real_model.md)
 
 # --- training -------------------------------------------------------------------------------------
 EPOCHS = 2

@@ -122,6 +122,7 @@ RULES = {
     "LORA_ALPHA": (lambda v: v > 0, "a positive number, e.g. 32"),
     "LORA_DROPOUT": (lambda v: 0 <= v < 1, "a share from 0 to below 1, e.g. 0.05"),
     "LORA_TARGETS": (lambda v: bool([t for t in v.split(",") if t.strip()]), "module names, e.g. q_proj,v_proj"),
+    "LORA_PLUS_RATIO": (lambda v: 0 < v <= 1000, "a positive multiple of LEARNING_RATE, e.g. 16 (1 = off)"),
     "EPOCHS": (lambda v: v >= 0, "0 or more, e.g. 2 (0 only with MAX_STEPS above 0)"),
     "LEARNING_RATE": (lambda v: 0 < v < 1, "a positive number below 1, e.g. 2e-4"),
     "BATCH_SIZE": (lambda v: v >= 1, "1 or more, e.g. 8"),

@@ -129,7 +129,7 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
         model=model, args=trainer_arguments(settings, plan, checkpoint_dir, seed, learning_rate), train_dataset=train_data,
         eval_dataset=eval_data, data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
-        threshold_min_gain=settings.THRESHOLD_MIN_GAIN)
+        threshold_min_gain=settings.THRESHOLD_MIN_GAIN, lora_plus_ratio=settings.LORA_PLUS_RATIO)
     training.quiet_progress(trainer)
     if stop_when_collapsed:
         trainer.add_callback(training.CollapseGuard(settings.COLLAPSE_MCC))
@@ -188,7 +188,7 @@ def build_model(settings):
     model, tokenizer = modeling.load_base_model(settings)
     targets = [t.strip() for t in settings.LORA_TARGETS.split(",") if t.strip()]
     lora = LoraConfig(r=settings.LORA_R, lora_alpha=settings.LORA_ALPHA, lora_dropout=settings.LORA_DROPOUT,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM", use_rslora=settings.USE_RSLORA)
     try:
         model = get_peft_model(model, lora)
     except ValueError as e:
@@ -282,7 +282,8 @@ def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_
 
 # What a checkpoint's run was made with: --resume goes on only with the same, or the run record would report
 # settings that half of its steps did not use.
-RESUME_MUST_MATCH = ("MODEL_PATH", "PRECISION", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "LORA_TARGETS", "EPOCHS",
+RESUME_MUST_MATCH = ("MODEL_PATH", "PRECISION", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "LORA_TARGETS", "USE_RSLORA",
+                     "LORA_PLUS_RATIO", "EPOCHS",
                      "MAX_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO", "WEIGHT_DECAY",
                      "LR_SCHEDULER", "GROUP_BY_LENGTH", "MAX_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH",
                      "LABEL_WORDS", "SEED")

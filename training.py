@@ -103,14 +103,30 @@ class HoldoutTrainer(Trainer):
     predict will score best with.
     """
 
-    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, threshold_min_gain: float, **kwargs):
+    def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, threshold_min_gain: float,
+                 lora_plus_ratio: float = 1.0, **kwargs):
         super().__init__(*args, compute_metrics=self.score_holdout, **kwargs)
         self.threshold_min_gain = threshold_min_gain
+        self.lora_plus_ratio = lora_plus_ratio
         self.label_ids = label_ids
         self.prompt_loss_weight = prompt_loss_weight
         # transformers >= 4.46 asks whether compute_loss already divided by the accumulation steps: ours is the mean
         # over this micro-batch, so the Trainer must divide (as the older releases always do).
         self.loss_is_scaled_for_ga = False
+
+    def create_optimizer(self, *args, **kwargs):
+        """The Trainer's optimizer; with LoRA+ (Hayou et al. 2024) the B matrices in a group of their own at
+        lora_plus_ratio x the learning rate. B starts at zero and A at random, so a larger step for B lets the update
+        grow sooner; the scheduler scales both groups alike."""
+        if self.lora_plus_ratio == 1 or self.optimizer is not None:
+            return super().create_optimizer(*args, **kwargs)
+        trained = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)   # AdamW, as always
+        groups = [{"params": [p for name, p in trained if "lora_B" not in name]},
+                  {"params": [p for name, p in trained if "lora_B" in name],
+                   "lr": self.args.learning_rate * self.lora_plus_ratio}]
+        self.optimizer = optimizer_cls([dict(g, weight_decay=self.args.weight_decay) for g in groups], **optimizer_kwargs)
+        return self.optimizer
 
     def score_holdout(self, prediction) -> dict:
         """holdout_metrics, told how far the run is (the tie-break towards the later check)."""

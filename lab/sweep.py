@@ -50,10 +50,14 @@ METHOD_SETTINGS = {
     "calibrated": ("MAX_LENGTH",),
     "fewshot": ("MAX_LENGTH", "FEWSHOT_K"),
     "lora": ("MAX_LENGTH", "MAX_NEW_TOKENS", "INVALID_ROWS", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "LORA_TARGETS",
+             "USE_RSLORA", "LORA_PLUS_RATIO",
              "EPOCHS", "MAX_STEPS", "MIN_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO",
              "WEIGHT_DECAY", "LR_SCHEDULER", "GROUP_BY_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH", "PRECISION",
              "THRESHOLD_MIN_GAIN", "COLLAPSE_MCC", "RESTARTS", "RESTART_LR_FACTOR"),
 }
+# Settings added after cells were cached, at the value that leaves the recipe as it was: there they stay out of the
+# hash, so the cached cells stay valid; any other value enters it.
+NEUTRAL = {"USE_RSLORA": False, "LORA_PLUS_RATIO": 1.0}
 # Content-free inputs for contextual calibration (Zhao et al. 2021, "Calibrate before use"): the model's label
 # preference on them is its bias, whatever the input says.
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -177,7 +181,8 @@ def depends_on(settings, method: str, data) -> str:
     facts = {
         "model": runtime.model_fingerprint(model) if model is not None and model.is_dir() else str(model),
         "instruction": instruction_for(data.task, settings.INSTRUCTION, label_words(settings.LABEL_WORDS)),
-        "settings": {name: getattr(settings, name) for name in METHOD_SETTINGS[method]},
+        "settings": {name: getattr(settings, name) for name in METHOD_SETTINGS[method]
+                     if name not in NEUTRAL or getattr(settings, name) != NEUTRAL[name]},
         "rows": [[r.texts, r.label] for r in data.eval] + [[r.texts, r.label] for r in data.pool],
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode("utf-8")).hexdigest()[:12]

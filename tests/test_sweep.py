@@ -198,3 +198,19 @@ def test_lab_inputs_are_checked_before_the_first_cell(tiny_gemma, synthetic_data
                          str(synthetic_data / "data" / "CoLA_dev.tsv"), check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr and "--cell" not in refused.stdout
     assert not (tmp_path / "lab" / "lab_CoLA.csv").exists()
+
+
+def test_a_setting_added_at_its_neutral_value_keeps_the_cached_cells(tmp_path, monkeypatch):
+    """USE_RSLORA and LORA_PLUS_RATIO came after the lab's LoRA cells were cached: at False / 1 (the recipe as it
+    was) a cell's hash is what it was without them, so no cached cell re-runs; any other value re-runs it."""
+    from lab import sweep
+    from tasks import TASKS
+    data = SimpleNamespace(task=TASKS["CoLA"], eval=[], pool=[])
+    missing = ["--model_path", str(tmp_path / "no_model")]
+    before = tuple(name for name in sweep.METHOD_SETTINGS["lora"] if name not in sweep.NEUTRAL)
+    with monkeypatch.context() as patched:
+        patched.setitem(sweep.METHOD_SETTINGS, "lora", before)
+        old_hash = sweep.depends_on(runtime.load_settings(missing), "lora", data)
+    assert sweep.depends_on(runtime.load_settings(missing), "lora", data) == old_hash
+    assert sweep.depends_on(runtime.load_settings(missing + ["--lora_plus_ratio", "16"]), "lora", data) != old_hash
+    assert sweep.depends_on(runtime.load_settings(missing + ["--use_rslora", "true"]), "lora", data) != old_hash

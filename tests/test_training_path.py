@@ -296,3 +296,46 @@ def train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, holdout_size: 
     record = train.train_adapter(settings, examples, holdout, tmp_path / "adapter" / "CoLA", tmp_path / "checkpoints",
                                  data_sha256={}, **train_kwargs)
     return settings, holdout, record
+
+
+def test_lora_plus_gives_the_b_matrices_their_own_learning_rate(tmp_path, tiny_gemma):
+    """LORA_PLUS_RATIO puts every lora_B in a group at ratio x LEARNING_RATE and the rest at LEARNING_RATE; at 1 the
+    Trainer's own optimizer is untouched (one learning rate)."""
+    import modeling
+    import runtime
+    import training
+    model, _ = modeling.load_base_model(runtime.load_settings(["--model_path", str(tiny_gemma)]))
+    model = with_lora(model)
+    b_ids = {id(p) for name, p in model.named_parameters() if "lora_B" in name}
+    for ratio in (16.0, 1.0):
+        args = training.training_arguments(output_dir=str(tmp_path / "out"), learning_rate=1e-3, report_to=[])
+        trainer = training.HoldoutTrainer(model=model, args=args, label_ids=[0, 1], prompt_loss_weight=0.0,
+                                          threshold_min_gain=0.02, lora_plus_ratio=ratio)
+        groups = trainer.create_optimizer().param_groups
+        trained = [p for g in groups for p in g["params"]]
+        assert len(trained) == sum(p.requires_grad for p in model.parameters())
+        rates = {id(p): g["lr"] for g in groups for p in g["params"]}
+        expected = {True: 1e-3 * ratio, False: 1e-3}
+        assert all(rate == pytest.approx(expected[key in b_ids]) for key, rate in rates.items())
+
+
+def test_rslora_and_lora_plus_train_and_predict_reads_the_same_scale(tmp_path, tiny_gemma, synthetic_data):
+    """With USE_RSLORA the update is scaled by alpha / sqrt(r): the adapter says so, and predict, loading it, scores
+    the holdout as train.py recorded it (a scale lost on the way would change the answers)."""
+    import json
+
+    import modeling
+    import runtime
+    settings, holdout, record = train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, 48, [
+        "--max_steps", "3", "--learning_rate", "1e-2", "--evals_per_epoch", "1", "--restarts", "0",
+        "--use_rslora", "true", "--lora_plus_ratio", "4"])
+    config = json.loads((tmp_path / "adapter" / "CoLA" / "adapter_config.json").read_text())
+    assert config["use_rslora"] is True
+    assert record["settings"]["LORA_PLUS_RATIO"] == 4 and record["settings"]["USE_RSLORA"] is True
+    model, tokenizer = modeling.load_base_model(settings)
+    model = modeling.load_adapter(model, runtime.load_settings(["--saved_model_dir", str(tmp_path / "adapter")]), "CoLA")
+    scaling = {layer.scaling["default"] for layer in model.modules() if isinstance(getattr(layer, "scaling", None), dict)}
+    assert len(scaling) == 1 and scaling.pop() == pytest.approx(settings.LORA_ALPHA / settings.LORA_R ** 0.5)
+    predicted, _, _ = modeling.answer_examples(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=1)
+    assert record["holdout_accuracy"] == pytest.approx(sum(p == e["output"] for p, e in zip(predicted, holdout))
+                                                       / len(holdout))
