@@ -16,8 +16,9 @@ local copy holds, or GLUE's dev), whose labels go to an answer file for grade.py
 and, once per task, model and prompt (instruction, label words), scores the untrained model on the holdout and
 counts the free-decoding answers that are not a label (--decode generate on the PREDICT_COUNT dev items, trained
 model; a later row with the same prompts, seed and holdout in the same table leaves that column empty). One row per
-(task, --row) goes to OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it). The table is printed at the end and written to OUT/real_model.md. Other --name value
-pairs are config.py settings for train.py.
+(task, --row) goes to OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it).
+The table is printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings
+for train.py.
 """
 from __future__ import annotations
 
