@@ -156,6 +156,24 @@ def test_margin_auc_ranks_as_the_definition_says():
     assert auc([0.3, 0.1, 0.2, 0.4], ["0", "0", "1", "1"]) == 0.75
 
 
+def test_the_latest_checkpoint_is_found_by_its_step_with_the_threshold_its_own_check_set(tmp_path):
+    from tools.real_model import latest_checkpoint
+
+    for step in (2, 10, 4):   # checkpoint-10 sorts before checkpoint-2 as text
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    record = {"seed": 42, "runs": [{"seed": 42}], "best_checkpoint": str(tmp_path / "checkpoint-4"),
+              "log_history": [{"step": 4, "eval_accuracy": 0.8, "eval_threshold": 0.0},
+                              {"step": 10, "loss": 0.3},
+                              {"step": 10, "eval_accuracy": 0.7, "eval_threshold": -1.5},
+                              {"step": 10, "eval_accuracy": 0.8, "eval_threshold": 0.0}]}   # the closing evaluate()
+    latest = latest_checkpoint(record, tmp_path)
+    assert (latest["folder"].name, latest["step"], latest["holdout_accuracy"], latest["threshold"]) == \
+        ("checkpoint-10", 10, 0.7, -1.5)
+    restarted = dict(record, runs=[{"seed": 42}, {"seed": 43}])   # the folder holds the second attempt's checkpoints
+    assert latest_checkpoint(restarted, tmp_path) is None
+    assert latest_checkpoint(record, tmp_path / "nowhere") is None
+
+
 def test_real_model_runs_the_four_commands_and_writes_a_row_with_progress_in_its_log(tmp_path, tiny_gemma,
                                                                                      synthetic_data, monkeypatch):
     """The runner on the tiny Gemma and synthetic CoLA laid out as tools/get_glue.py writes it: one row in the
@@ -178,6 +196,27 @@ def test_real_model_runs_the_four_commands_and_writes_a_row_with_progress_in_its
         [("CoLA", "tiny", "64", "32", "20")]
     assert 0 <= float(rows[0]["dev_acc"]) <= 1 and rows[0]["invalid_generate"].endswith("/20")
     log = (out / "CoLA" / "tiny" / "log.txt").read_text(encoding="utf-8")
+    row = rows[0]
+    assert 0 < int(row["kept_step"]) <= int(row["last_step"]) <= 4 and 0 <= float(row["last_dev_acc_plain"]) <= 1
+    latest_answers = out / "CoLA" / "tiny" / "latest" / "questionB" / "result_CoLA.txt"
+    if row["kept_step"] != row["last_step"]:
+        assert "latest/saved_model" in log and latest_answers.is_file()
+    else:   # nothing scored twice; then make the other checkpoint on disk the kept one, as a row from before these
+        # columns, and let --fill_latest score the latest: the kept adapter's own weights, so the same plain answers
+        assert (row["last_dev_acc"], row["last_dev_acc_plain"]) == (row["dev_acc"], row["dev_acc_plain"])
+        checkpoints = sorted((out / "CoLA" / "tiny" / "checkpoints" / "CoLA").glob("checkpoint-*"))
+        other = next(c for c in checkpoints if c.name != f"checkpoint-{row['last_step']}")
+        adapter = out / "CoLA" / "tiny" / "saved_model" / "CoLA"
+        real_model.adapters.write_run_record(adapter, dict(real_model.adapters.read_run_record(adapter),
+                                                           best_checkpoint=str(other)))
+        latest_columns = [c for c in real_model.COLUMNS if c == "kept_step" or c.startswith("last_")]
+        real_model.write_rows(out / "real_model.csv", [dict(row, **{c: "" for c in latest_columns})])
+        assert real_model.main(["--out", str(out), "--tasks", "CoLA", "--row", "tiny", "--fill_latest"]) == 0
+        filled = next(csv.DictReader(open(out / "real_model.csv", encoding="utf-8")))
+        assert filled["kept_step"] == other.name.split("-")[1] and filled["last_step"] == row["last_step"]
+        assert filled["last_dev_acc_plain"] == row["dev_acc_plain"] and latest_answers.is_file()
+        assert {c: filled[c] for c in filled if c not in latest_columns} == \
+            {c: row[c] for c in row if c not in latest_columns}
     train_part = log[log.index("$ python train.py"):log.index("--- train.py:")]
     assert "training:" in train_part   # the progress bar streamed before train.py's closing output
     assert "predict: holdout" in log and '"data_sets"' in log

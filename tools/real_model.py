@@ -3,6 +3,7 @@
     python tools/real_model.py                                   # CoLA, QQP, SST-2 with config.py's settings
     python tools/real_model.py --tasks CoLA --row lr-1e-3 --learning_rate 1e-3    # one ablation row
     python tools/real_model.py --model_path models/smollm2-135m --row smollm2 --tasks SST-2
+    python tools/real_model.py --tasks CoLA --row lr-1e-3 --fill_latest    # a row from before the last_* columns
 
 Needs a model folder (default models/gemma-3-270m: python tools/get_gemma3_270m.py; Gemma 3 needs the latest stack), the GLUE
 files in data/glue (python tools/get_glue.py). For each task it lays the files out as the exam ships them, in
@@ -15,7 +16,9 @@ local copy holds, or GLUE's dev), whose labels go to an answer file for grade.py
     python grade.py            accuracy on those items
 and, once per task, model and prompt (instruction, label words), scores the untrained model on the holdout and
 counts the free-decoding answers that are not a label (--decode generate on the PREDICT_COUNT dev items, trained
-model; a later row with the same prompts, seed and holdout in the same table leaves that column empty). One row per
+model; a later row with the same prompts, seed and holdout in the same table leaves that column empty). Beside the
+checkpoint train.py kept (best plain holdout accuracy) it scores the run's latest checkpoint on the same dev items,
+with the threshold its own holdout check set and without (columns last_*): evidence on how to choose. One row per
 (task, --row) goes to OUT/real_model.csv, which is the cache: a re-run skips finished rows (delete a row to redo it).
 The table is printed at the end and written to OUT/real_model.md. Other --name value pairs are config.py settings
 for train.py.
@@ -29,10 +32,12 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +50,8 @@ from tasks import LABELS, label_words, metrics  # noqa: E402
 GLUE_DIR = ROOT / "data" / "glue"   # tools/get_glue.py writes it
 COLUMNS = ["task", "row", "model", "overrides", "n_train", "n_holdout", "majority", "untrained_acc", "untrained_mcc",
            "holdout_acc", "holdout_mcc", "threshold", "tuned_holdout_acc", "predict_val_acc", "dev_n", "dev_acc",
-           "dev_mcc", "dev_acc_plain", "steps", "train_min", "predict_s_per_item", "invalid_generate", "precision",
-           "stack"]
+           "dev_mcc", "dev_acc_plain", "kept_step", "last_step", "last_holdout_acc", "last_threshold", "last_dev_acc",
+           "last_dev_acc_plain", "steps", "train_min", "predict_s_per_item", "invalid_generate", "precision", "stack"]
 
 
 def lay_out(task: str, folder: Path) -> Path:
@@ -132,15 +137,20 @@ def same_prompts(one, other) -> bool:
                for name in ("SEED", "HOLDOUT_SIZE", "INSTRUCTION", "LABEL_WORDS", "MAX_LENGTH", "MODEL_PATH"))
 
 
+def run_places(task: str, folder: Path) -> list:
+    """Where one row's run reads and writes: its own pre_data, adapter, answers and checkpoints in OUT/<task>/<row>."""
+    return ["--data_set", task, "--data_dir", str(folder.parent / "data"), "--answer_dir", str(folder.parent / "answers"),
+            "--pre_data_dir", str(folder / "pre_data"), "--saved_model_dir", str(folder / "saved_model"),
+            "--result_dir", str(folder / "questionB"), "--checkpoint_dir", str(folder / "checkpoints")]
+
+
 def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dict:
     """data_process, the untrained score, train, predict (holdout and dev, tuned and plain), grade and free decoding."""
     folder = out / task / name
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "log.txt"
-    data = lay_out(task, out / task)
-    places = ["--data_set", task, "--data_dir", str(data), "--answer_dir", str(out / task / "answers"),
-              "--pre_data_dir", str(folder / "pre_data"), "--saved_model_dir", str(folder / "saved_model"),
-              "--result_dir", str(folder / "questionB"), "--checkpoint_dir", str(folder / "checkpoints")]
+    lay_out(task, out / task)
+    places = run_places(task, folder)
     where = places + overrides
     settings = runtime.load_settings(where)
     run("data_process.py", where, log)
@@ -156,6 +166,7 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
     run("train.py", where, log)
     record = adapters.read_run_record(runtime.adapter_dir(settings, task))
     measured = predictions(settings, where, folder, log, record, decode_freely=not any(r["invalid_generate"] for r in alike))
+    measured.update(latest_checkpoint_columns(where, folder, log, record, measured))
     majority = max(sum(e["output"] == label for e in holdout) for label in LABELS) / len(holdout)
     return dict(measured, task=task, row=name, model=model_name, overrides=shlex.join(overrides),
                 n_train=len(runtime.load_examples(runtime.pre_data_file(settings, task, "train"))),
@@ -167,6 +178,17 @@ def one_row(task: str, name: str, overrides: list, out: Path, rows: list) -> dic
                 stack=stack_name())
 
 
+def latest_of_a_finished_row(row: dict, out: Path) -> dict:
+    """A row from before the last_* columns, with them, from the checkpoints its run left in OUT/<task>/<row>."""
+    folder = out / row["task"] / row["row"]
+    where = run_places(row["task"], folder) + shlex.split(row["overrides"])
+    record = adapters.read_run_record(runtime.adapter_dir(runtime.load_settings(where), row["task"]))
+    columns = latest_checkpoint_columns(where, folder, folder / "log.txt", record, row)
+    if not columns:
+        raise SystemExit(f"real_model: no latest checkpoint of this run in {folder / 'checkpoints'} to score.")
+    return dict(row, **columns)
+
+
 def predictions(settings, where: list, folder: Path, log: Path, record: dict, decode_freely: bool) -> dict:
     """The trained adapter's columns: holdout again by predict, dev by grade (with the tuned threshold and
     without), the time an item takes, and the free-decoding answers that are not a label."""
@@ -175,12 +197,10 @@ def predictions(settings, where: list, folder: Path, log: Path, record: dict, de
     started = time.time()
     run("predict.py", where, log)
     per_item = (time.time() - started) / settings.PREDICT_COUNT   # start-up and loading included, as a user waits
-    dev = json.loads(run("grade.py", where + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
+    dev = graded(where, log)
     plain_dev = dev
     if record.get("decision_threshold"):   # what the threshold set on the holdout is worth on the dev rows
-        plain = where + ["--decision", "plain", "--result_dir", str(folder / "plain")]
-        run("predict.py", plain, log)
-        plain_dev = json.loads(run("grade.py", plain + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
+        plain_dev = predicted_and_graded(where + ["--decision", "plain", "--result_dir", str(folder / "plain")], log)
     invalid = ""
     if decode_freely:
         generated = run("predict.py", where + ["--decode", "generate", "--result_dir", str(folder / "generate")], log)
@@ -192,11 +212,71 @@ def predictions(settings, where: list, folder: Path, log: Path, record: dict, de
             "invalid_generate": invalid}
 
 
+def graded(where: list, log: Path) -> dict:
+    """grade.py's metrics for the answers predict.py wrote with these settings."""
+    return json.loads(run("grade.py", where + ["--json"], log))["data_sets"][0]["accuracy"]["metrics"]
+
+
+def predicted_and_graded(where: list, log: Path) -> dict:
+    run("predict.py", where, log)
+    return graded(where, log)
+
+
+def step_of(checkpoint) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def latest_checkpoint(record: dict, checkpoints: Path) -> Optional[dict]:
+    """The kept run's latest checkpoint in checkpoints (train.py keeps the best and the latest) with its holdout
+    check from the run record's log: {folder, step, holdout_accuracy, threshold}; None where there is none, or the
+    folder holds another attempt's (a collapsed run was restarted and an earlier attempt was kept)."""
+    found = sorted(checkpoints.glob("checkpoint-*"), key=step_of)
+    if not found or not record.get("best_checkpoint") or record["runs"][-1]["seed"] != record["seed"]:
+        return None
+    step = step_of(found[-1])
+    # the first holdout check logged at that step: the Trainer's closing evaluate() logs the kept checkpoint there too
+    check = next((e for e in record["log_history"] if e.get("step") == step and "eval_threshold" in e), None)
+    if check is None:
+        return None
+    return {"folder": found[-1], "step": step, "holdout_accuracy": check["eval_accuracy"],
+            "threshold": check["eval_threshold"]}
+
+
+def latest_checkpoint_columns(where: list, folder: Path, log: Path, record: dict, kept: dict) -> dict:
+    """The last_* columns: the latest checkpoint on the dev items, with its own holdout threshold and without. Where
+    the latest checkpoint is the kept one, its columns are the kept one's; nothing is scored twice."""
+    latest = latest_checkpoint(record, folder / "checkpoints" / record["data_set"])
+    if latest is None:
+        return {}
+    kept_step = step_of(record["best_checkpoint"])
+    if latest["step"] == kept_step:
+        return {"kept_step": kept_step, "last_step": kept_step, "last_holdout_acc": f"{record['holdout_accuracy']:.4f}",
+                "last_threshold": f"{record['decision_threshold']:.3f}", "last_dev_acc": kept["dev_acc"],
+                "last_dev_acc_plain": kept["dev_acc_plain"]}
+    # an adapter folder as train.py writes one: the checkpoint's weights, the run record with its threshold
+    adapter = folder / "latest" / "saved_model" / record["data_set"]
+    adapter.mkdir(parents=True, exist_ok=True)
+    for weights in latest["folder"].glob("adapter_*"):
+        shutil.copy(weights, adapter / weights.name)
+    adapters.write_run_record(adapter, dict(record, decision_threshold=latest["threshold"]))
+    at_latest = where + ["--saved_model_dir", str(adapter.parent)]
+    dev = predicted_and_graded(at_latest + ["--result_dir", str(folder / "latest" / "questionB")], log)
+    plain = dev
+    if latest["threshold"]:
+        plain = predicted_and_graded(at_latest + ["--result_dir", str(folder / "latest" / "plain"), "--decision", "plain"],
+                                     log)
+    return {"kept_step": kept_step, "last_step": latest["step"], "last_holdout_acc": f"{latest['holdout_accuracy']:.4f}",
+            "last_threshold": f"{latest['threshold']:.3f}", "last_dev_acc": f"{dev['accuracy']:.4f}",
+            "last_dev_acc_plain": f"{plain['accuracy']:.4f}"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="CoLA,QQP,SST-2")
     parser.add_argument("--row", default="defaults", help="name of this row of the table (one per set of overrides)")
     parser.add_argument("--out", type=Path, default=ROOT / "real_runs", help="folder for runs and the table")
+    parser.add_argument("--fill_latest", action="store_true",
+                        help="for a row already in the table without last_* columns: score its run's latest checkpoint")
     args, overrides = parser.parse_known_args(argv)
     if not any(o.startswith("--model_path") for o in overrides):
         overrides = ["--model_path", str(ROOT / "models" / "gemma-3-270m")] + overrides
@@ -204,11 +284,12 @@ def main(argv=None) -> int:
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         task = runtime.load_settings(["--data_set", task]).DATA_SET
         rows = read_rows(table)
-        if any(r["task"] == task and r["row"] == args.row for r in rows):
+        done = next((r for r in rows if r["task"] == task and r["row"] == args.row), None)
+        if done and not (args.fill_latest and not done.get("last_step")):
             print(f"real_model: {task} / {args.row} is already in {table}")
             continue
         print(f"real_model: {task} / {args.row} ... (progress: tail -f {args.out / task / args.row / 'log.txt'})", flush=True)
-        row = one_row(task, args.row, overrides, args.out, rows)
+        row = latest_of_a_finished_row(done, args.out) if done else one_row(task, args.row, overrides, args.out, rows)
         with runtime.exclusive(args.out, wait=True):   # two runners may share a table: read, add and write under a lock
             rows = [r for r in read_rows(table) if not (r["task"] == task and r["row"] == args.row)] + [row]
             write_rows(table, rows)
