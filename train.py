@@ -131,6 +131,7 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
         label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
         threshold_min_gain=settings.THRESHOLD_MIN_GAIN, lora_plus_ratio=settings.LORA_PLUS_RATIO)
     training.quiet_progress(trainer)
+    trainer.add_callback(versions.CheckTheLastStep())
     if stop_when_collapsed:
         trainer.add_callback(training.CollapseGuard(settings.COLLAPSE_MCC))
     started = time.time()

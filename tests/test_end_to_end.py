@@ -79,6 +79,24 @@ def test_a_small_loss_weight_on_the_prompt_still_learns_the_answer(tmp_path, tin
     assert record["holdout_accuracy"] >= 0.9, trained.stdout[-2000:]
 
 
+def test_the_last_step_is_checked_and_can_be_kept_when_it_falls_between_two_checks(tmp_path, tiny_gemma,
+                                                                                   synthetic_data, outputs):
+    """5 steps, a check every 3: step 5 is checked and saved too (transformers 4.38.1, the exam's, checked step 3
+    only and threw steps 4 and 5 away), and it is the one kept where it ties or beats step 3."""
+    where = outputs + ["--data_dir", str(synthetic_data / "data"), "--model_path", str(tiny_gemma), "--data_set", "CoLA"]
+    run_script("data_process.py", *where, "--max_samples", "200", "--holdout_size", "40")
+    trained = run_script("train.py", *where, *TINY_TRAINING, "--max_steps", "5", "--evals_per_epoch", "2",
+                         "--restarts", "0")
+    assert "check every 3 steps" in trained.stdout, trained.stdout[-2000:]
+    record = json.loads((tmp_path / "saved_model" / "CoLA" / "run_record.json").read_text())
+    during = record["log_history"][:next(i for i, e in enumerate(record["log_history"]) if "train_runtime" in e)]
+    checks = [(e["step"], e["eval_choice"]) for e in during if "eval_choice" in e]   # not the closing evaluate()
+    assert [step for step, _ in checks] == [3, 5], checks
+    assert (tmp_path / "checkpoints" / "CoLA" / "checkpoint-5" / "trainer_state.json").is_file()
+    kept = "checkpoint-5" if checks[1][1] >= checks[0][1] else "checkpoint-3"
+    assert record["best_checkpoint"].endswith(kept), (record["best_checkpoint"], checks)
+
+
 def test_a_collapsed_run_starts_again_with_the_next_seed_and_a_lower_learning_rate(tmp_path, tiny_gemma, synthetic_data,
                                                                                    outputs):
     """COLLAPSE_MCC above any reachable MCC makes every run count as collapsed: each stops at half its steps and the
