@@ -172,6 +172,8 @@ def test_the_latest_checkpoint_is_found_by_its_step_with_the_threshold_its_own_c
     restarted = dict(record, runs=[{"seed": 42}, {"seed": 43}])   # the folder holds the second attempt's checkpoints
     assert latest_checkpoint(restarted, tmp_path) is None
     assert latest_checkpoint(record, tmp_path / "nowhere") is None
+    older = {k: v for k, v in record.items() if k != "runs"}   # a record from before the collapse restarts
+    assert latest_checkpoint(older, tmp_path)["step"] == 10
 
 
 def test_real_model_runs_the_four_commands_and_writes_a_row_with_progress_in_its_log(tmp_path, tiny_gemma,

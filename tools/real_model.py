@@ -231,7 +231,8 @@ def latest_checkpoint(record: dict, checkpoints: Path) -> Optional[dict]:
     check from the run record's log: {folder, step, holdout_accuracy, threshold}; None where there is none, or the
     folder holds another attempt's (a collapsed run was restarted and an earlier attempt was kept)."""
     found = sorted(checkpoints.glob("checkpoint-*"), key=step_of)
-    if not found or not record.get("best_checkpoint") or record["runs"][-1]["seed"] != record["seed"]:
+    last_attempt = (record.get("runs") or [record])[-1]   # records from before the restarts have no "runs"
+    if not found or not record.get("best_checkpoint") or last_attempt["seed"] != record["seed"]:
         return None
     step = step_of(found[-1])
     # the first holdout check logged at that step: the Trainer's closing evaluate() logs the kept checkpoint there too
