@@ -133,6 +133,7 @@ RULES = {
     "MAX_LENGTH": (lambda v: v >= 16, "16 tokens or more, e.g. 256"),
     "PROMPT_LOSS_WEIGHT": (lambda v: 0 <= v <= 1, "from 0 (the answer only) to 1 (every token alike), e.g. 0.1"),
     "EVALS_PER_EPOCH": (lambda v: v >= 1, "1 or more, e.g. 4"),
+    "KEEP_LATEST_WITHIN": (lambda v: 0 <= v <= 10, "standard errors from 0 (the best check) to 10, e.g. 1"),
     "THRESHOLD_MIN_GAIN": (lambda v: 0 <= v <= 1, "a share of the holdout from 0 to 1, e.g. 0.02"),
     "COLLAPSE_MCC": (lambda v: -1 <= v <= 1.01, "an MCC from -1 to 1, e.g. 0.1"),
     "RESTARTS": (lambda v: v >= 0, "0 or more, e.g. 2"),

@@ -129,7 +129,8 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
         model=model, args=trainer_arguments(settings, plan, checkpoint_dir, seed, learning_rate), train_dataset=train_data,
         eval_dataset=eval_data, data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         label_ids=label_ids, prompt_loss_weight=settings.PROMPT_LOSS_WEIGHT,
-        threshold_min_gain=settings.THRESHOLD_MIN_GAIN, lora_plus_ratio=settings.LORA_PLUS_RATIO)
+        threshold_min_gain=settings.THRESHOLD_MIN_GAIN, lora_plus_ratio=settings.LORA_PLUS_RATIO,
+        keep_latest_within=settings.KEEP_LATEST_WITHIN)
     training.quiet_progress(trainer)
     trainer.add_callback(versions.CheckTheLastStep())
     if stop_when_collapsed:
@@ -243,8 +244,8 @@ def print_plan(settings, model, plan, n_train: int, truncated: int, n_val: int) 
 
 
 def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_rate: float):
-    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep the best by holdout accuracy
-    (training.holdout_metrics' `choice`: a checkpoint that answers one label everywhere ranks last)."""
+    """The Trainer's settings: evaluate and save every plan.eval_every steps, keep a checkpoint by holdout accuracy
+    (training.checkpoint_choice: the best, or the latest within KEEP_LATEST_WITHIN of it; one label everywhere last)."""
     return training.training_arguments(
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=settings.BATCH_SIZE,
@@ -261,9 +262,9 @@ def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_
         save_strategy="steps",
         save_steps=plan.eval_every,
         eval_steps=plan.eval_every,
-        save_total_limit=2,                  # the best and the latest
+        save_total_limit=2,                  # the kept and the latest
         load_best_model_at_end=True,
-        metric_for_best_model="choice",      # holdout accuracy, a checkpoint that answers one label last
+        metric_for_best_model="choice",      # training.checkpoint_choice: holdout accuracy, one label everywhere last
         greater_is_better=True,
         label_names=["labels"],
         bf16=modeling.choose_dtype(settings.PRECISION) == torch.bfloat16,
@@ -287,7 +288,7 @@ RESUME_MUST_MATCH = ("MODEL_PATH", "PRECISION", "LORA_R", "LORA_ALPHA", "LORA_DR
                      "LORA_PLUS_RATIO", "EPOCHS",
                      "MAX_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO", "WEIGHT_DECAY",
                      "LR_SCHEDULER", "GROUP_BY_LENGTH", "MAX_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH",
-                     "LABEL_WORDS", "SEED")
+                     "LABEL_WORDS", "SEED", "KEEP_LATEST_WITHIN")
 RUN_SETTINGS = "run_settings.json"
 
 

@@ -2,7 +2,8 @@
 best checkpoint, and the progress lines. Used by train.py and the lab."""
 from __future__ import annotations
 
-from typing import List, Tuple
+import math
+from typing import List, Sequence, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -61,11 +62,29 @@ def training_arguments(**kwargs) -> TrainingArguments:
 TIE_BREAK = 1e-9   # at most this added to `choice` at the last step: one row of even a million-row holdout is 1e-6
 
 
-def holdout_metrics(prediction, min_gain: float, progress: float = 0.0) -> dict:
+def holdout_metrics(prediction, min_gain: float, progress: float = 0.0, earlier: Sequence[float] = (),
+                    keep_latest_within: float = 0.0) -> dict:
     """Holdout accuracy and MCC from what HoldoutTrainer.compute_loss hands the evaluation loop; the margin threshold
-    tuned on it (tasks.tuned_threshold) with the accuracy and MCC it gives; and `choice`, by which the best
-    checkpoint is kept: the accuracy, less 1 for a checkpoint that gives one label to every row, ties going to the
-    later check (progress: the share of the run's steps done).
+    tuned on it (tasks.tuned_threshold) with the accuracy and MCC it gives; `collapsed` (1 where the checkpoint gives
+    one label to every row); and `choice`, by which the Trainer keeps a checkpoint (checkpoint_choice).
+    progress: the share of the run's steps done; earlier: the accuracies of the run's earlier checks that did not
+    collapse; keep_latest_within: KEEP_LATEST_WITHIN, in standard errors of the holdout accuracy."""
+    scores, gold = prediction.predictions
+    gold_labels = [LABELS[i] if i >= 0 else None for i in gold.tolist()]
+    margins = (scores[:, 1] - scores[:, 0]).tolist()
+    scores_now = margin_scores(margins, gold_labels, min_gain)
+    collapsed = len(set(decisions(margins))) == 1
+    scores_now["collapsed"] = float(collapsed)
+    scores_now["choice"] = checkpoint_choice(scores_now["accuracy"], collapsed, progress, earlier,
+                                             keep_latest_within, len(gold_labels))
+    return scores_now
+
+
+def checkpoint_choice(accuracy: float, collapsed: bool, progress: float, earlier: Sequence[float],
+                      keep_latest_within: float, rows: int) -> float:
+    """The number the Trainer keeps the largest of, one check at a time, so that the kept checkpoint is the latest
+    check whose holdout accuracy is within keep_latest_within standard errors of the best check's (0: the best,
+    ties going to the later check), and a checkpoint that gives one label to every row is kept last.
 
     On an imbalanced task (CoLA: 70 % acceptable) always answering 1 can tie or beat an early checkpoint that reads
     the sentences; it learnt only the label shares, so any checkpoint that tells the labels apart ranks above it.
@@ -73,14 +92,19 @@ def holdout_metrics(prediction, min_gain: float, progress: float = 0.0) -> dict:
     rate: on real CoLA (seed 43) three checks tied at 0.8025, and the last scored 0.789 on all 527 dev rows where the
     first, which the Trainer kept before, scored 0.769 (docs/real_model.md, round 2). TIE_BREAK * progress stays far
     below what one holdout row moves the accuracy by, so it decides ties and nothing else.
+
+    With keep_latest_within above 0, a check within that many standard errors of the best so far scores 1 + progress,
+    above every other; the rest score their accuracy (at most 1). The Trainer keeps the last check that was within
+    reach of the best before it, and that is the latest within reach of the best of the whole run: a later best
+    scores 1 + progress itself, and every check after it is measured against it.
     """
-    scores, gold = prediction.predictions
-    gold_labels = [LABELS[i] if i >= 0 else None for i in gold.tolist()]
-    margins = (scores[:, 1] - scores[:, 0]).tolist()
-    scores_now = margin_scores(margins, gold_labels, min_gain)
-    collapsed = len(set(decisions(margins))) == 1
-    scores_now["choice"] = scores_now["accuracy"] - (1.0 if collapsed else 0.0) + TIE_BREAK * progress
-    return scores_now
+    if collapsed:
+        return accuracy - 1.0 + TIE_BREAK * progress
+    if keep_latest_within <= 0:
+        return accuracy + TIE_BREAK * progress
+    best = max([accuracy, *earlier])
+    reach = keep_latest_within * math.sqrt(best * (1 - best) / max(1, rows))
+    return 1.0 + progress if accuracy >= best - reach - 1e-12 else accuracy
 
 
 def margin_scores(margins: List[float], gold_labels: list, min_gain: float) -> dict:
@@ -104,9 +128,10 @@ class HoldoutTrainer(Trainer):
     """
 
     def __init__(self, *args, label_ids: List[int], prompt_loss_weight: float, threshold_min_gain: float,
-                 lora_plus_ratio: float = 1.0, **kwargs):
+                 lora_plus_ratio: float = 1.0, keep_latest_within: float = 0.0, **kwargs):
         super().__init__(*args, compute_metrics=self.score_holdout, **kwargs)
         self.threshold_min_gain = threshold_min_gain
+        self.keep_latest_within = keep_latest_within
         self.lora_plus_ratio = lora_plus_ratio
         self.label_ids = label_ids
         self.prompt_loss_weight = prompt_loss_weight
@@ -129,9 +154,11 @@ class HoldoutTrainer(Trainer):
         return self.optimizer
 
     def score_holdout(self, prediction) -> dict:
-        """holdout_metrics, told how far the run is (the tie-break towards the later check)."""
+        """holdout_metrics, told how far the run is and what its earlier checks scored (a resumed run's too)."""
         progress = self.state.global_step / max(1, self.state.max_steps)
-        return holdout_metrics(prediction, self.threshold_min_gain, progress)
+        earlier = [entry["eval_accuracy"] for entry in self.state.log_history
+                   if "eval_choice" in entry and not entry.get("eval_collapsed")]
+        return holdout_metrics(prediction, self.threshold_min_gain, progress, earlier, self.keep_latest_within)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.prompt_loss_weight > 0 and model.training:

@@ -269,6 +269,53 @@ def test_of_two_checks_with_the_same_holdout_accuracy_the_later_is_kept():
     assert late["choice"] == pytest.approx(late["accuracy"], abs=1e-6)
 
 
+def kept_by_the_trainer(accuracies: list, keep_latest_within: float, rows: int = 400, collapsed=()) -> int:
+    """Which check the Trainer keeps when each check's `choice` comes from training.checkpoint_choice: it keeps a
+    new check only when its choice is larger than the kept one's (its own rule, one check at a time)."""
+    import training
+    kept, kept_choice, earlier = None, None, []
+    for index, accuracy in enumerate(accuracies):
+        choice = training.checkpoint_choice(accuracy, index in collapsed, (index + 1) / len(accuracies), earlier,
+                                            keep_latest_within, rows)
+        if kept_choice is None or choice > kept_choice:
+            kept, kept_choice = index, choice
+        if index not in collapsed:
+            earlier.append(accuracy)
+    return kept
+
+
+def test_keep_latest_within_keeps_the_latest_check_near_the_best():
+    """Real QQP, seed 43 of the combination (docs/real_model.md): its twelve checks, the first answering one label
+    everywhere. It kept step 315 (holdout 0.795) over step 750 (0.78), which answered 30 more of 1000 dev rows. One
+    standard error of a 400-row holdout at 0.795 is 0.0202."""
+    qqp_seed_43 = [0.6275, 0.7525, 0.715, 0.755, 0.795, 0.765, 0.7925, 0.78, 0.7875, 0.78, 0.78, 0.78]
+    assert kept_by_the_trainer(qqp_seed_43, 0.0, collapsed={0}) == 4          # the best check, step 315
+    assert kept_by_the_trainer(qqp_seed_43, 1.0, collapsed={0}) == 11         # the last: 0.015 behind, inside the noise
+    assert kept_by_the_trainer(qqp_seed_43, 0.5, collapsed={0}) == 8          # reach 0.0101: 0.7875 is the latest within
+    climbed_and_fell = [0.70, 0.83, 0.80]                                  # 0.03 behind: beyond one standard error
+    assert kept_by_the_trainer(climbed_and_fell, 1.0) == 1
+    assert kept_by_the_trainer([0.80, 0.82, 0.81, 0.82], 0.0) == 3        # 0 is the rule as before: ties to the later
+    # A check that answers one label everywhere is never kept, nor counted as the best to be near.
+    assert kept_by_the_trainer([0.60, 0.705, 0.59], 1.0, collapsed={1}) == 2
+    assert kept_by_the_trainer([0.705, 0.70], 1.0, collapsed={0}) == 1
+
+
+def test_keep_latest_within_is_the_same_one_check_at_a_time_as_over_the_whole_run():
+    """The Trainer sees one check at a time; the rule is about the whole run (the latest check within reach of the
+    run's best). Both give the same checkpoint, whatever the accuracies."""
+    import math
+    import random
+    rng = random.Random(0)
+    for trial in range(2000):
+        rows = rng.choice([20, 100, 400])
+        accuracies = [rng.randint(0, rows) / rows for _ in range(rng.randint(1, 9))]
+        within = rng.choice([0.5, 1.0, 2.0])
+        best = max(accuracies)
+        reach = within * math.sqrt(best * (1 - best) / rows)
+        latest_near_the_best = max(i for i, a in enumerate(accuracies) if a >= best - reach - 1e-12)
+        assert kept_by_the_trainer(accuracies, within, rows) == latest_near_the_best, (accuracies, within, rows)
+
+
 def test_the_trainer_keeps_the_last_of_checks_that_tie(tmp_path, tiny_gemma, synthetic_data):
     """At a learning rate too small to move any answer every check scores the same: the adapter kept is the last."""
     _, _, record = train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, 24, [
@@ -276,6 +323,29 @@ def test_the_trainer_keeps_the_last_of_checks_that_tie(tmp_path, tiny_gemma, syn
     checks = [entry["eval_accuracy"] for entry in record["log_history"] if "eval_choice" in entry]
     assert len(checks) >= 2 and len(set(checks)) == 1
     assert record["best_checkpoint"].endswith("checkpoint-4")
+
+
+def test_the_trainers_holdout_check_measures_against_the_runs_earlier_checks_that_read_the_rows():
+    """HoldoutTrainer.score_holdout takes `earlier` from the run's log (a resumed run's too), leaving out checks that
+    answered one label everywhere: 0.79 is within one standard error (0.02) of the earlier 0.80 and so the one to
+    keep, though an earlier collapsed check scored 0.90."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    import training
+    gold = np.array([1] * 200 + [0] * 200)
+    scores = np.array([[0.0, 1.0]] * 200 + [[1.0, 0.0]] * 200)
+    scores[:84] = [1.0, 0.0]                                     # 84 of 400 wrong: 0.79
+    log = [{"eval_accuracy": 0.90, "eval_choice": -0.1, "eval_collapsed": 1.0, "step": 2}, {"loss": 0.4, "step": 3},
+           {"eval_accuracy": 0.80, "eval_choice": 1.5, "eval_collapsed": 0.0, "step": 4}]
+    trainer = SimpleNamespace(state=SimpleNamespace(global_step=6, max_steps=6, log_history=log),
+                              threshold_min_gain=1.0, keep_latest_within=1.0)
+    now = training.HoldoutTrainer.score_holdout(trainer, SimpleNamespace(predictions=(scores, gold)))
+    assert now["accuracy"] == 0.79 and now["collapsed"] == 0.0
+    assert now["choice"] == 2.0                                  # 1 + progress: above the 0.80 check's 1.5
+    trainer.keep_latest_within = 0.0
+    now = training.HoldoutTrainer.score_holdout(trainer, SimpleNamespace(predictions=(scores, gold)))
+    assert now["choice"] == pytest.approx(0.79)                  # the best check's rule: below 0.80's
 
 
 def train_on_synthetic_cola(tmp_path, tiny_gemma, synthetic_data, holdout_size: int, overrides: list, **train_kwargs):
