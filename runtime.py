@@ -196,6 +196,11 @@ def adapter_dir(settings: SimpleNamespace, task_name: str) -> Path:
     return project_path(settings.SAVED_MODEL_DIR) / task_name
 
 
+def checkpoint_step(checkpoint) -> int:
+    """The optimiser step of a Trainer checkpoint folder (checkpoints/<ds>/checkpoint-500 -> 500)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
 def shown(path: Path) -> str:
     """A path as short as it can be told: relative to the project when inside it."""
     try:

@@ -318,7 +318,7 @@ def resume_point(settings, resume: bool, checkpoint_dir: Path, data_sha256: dict
         raise UserError(f"--resume: the checkpoints in {checkpoint_dir} were made with other settings "
                         f"({'; '.join(what)}). Resume with the settings they were made with, or start again "
                         f"without --resume.")
-    latest = max(complete, key=lambda c: int(c.name.split("-")[-1]))
+    latest = max(complete, key=runtime.checkpoint_step)
     print(f"resuming from {runtime.shown(latest)}")
     return str(latest)
 

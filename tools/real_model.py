@@ -222,19 +222,15 @@ def predicted_and_graded(where: list, log: Path) -> dict:
     return graded(where, log)
 
 
-def step_of(checkpoint) -> int:
-    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
 def latest_checkpoint(record: dict, checkpoints: Path) -> Optional[dict]:
     """The kept run's latest checkpoint in checkpoints (train.py keeps the best and the latest) with its holdout
     check from the run record's log: {folder, step, holdout_accuracy, threshold}; None where there is none, or the
     folder holds another attempt's (a collapsed run was restarted and an earlier attempt was kept)."""
-    found = sorted(checkpoints.glob("checkpoint-*"), key=step_of)
+    found = sorted(checkpoints.glob("checkpoint-*"), key=runtime.checkpoint_step)
     last_attempt = (record.get("runs") or [record])[-1]   # records from before the restarts have no "runs"
     if not found or not record.get("best_checkpoint") or last_attempt["seed"] != record["seed"]:
         return None
-    step = step_of(found[-1])
+    step = runtime.checkpoint_step(found[-1])
     # the first holdout check logged at that step: the Trainer's closing evaluate() logs the kept checkpoint there too
     check = next((e for e in record["log_history"] if e.get("step") == step and "eval_threshold" in e), None)
     if check is None:
@@ -249,7 +245,7 @@ def latest_checkpoint_columns(where: list, folder: Path, log: Path, record: dict
     latest = latest_checkpoint(record, folder / "checkpoints" / record["data_set"])
     if latest is None:
         return {}
-    kept_step = step_of(record["best_checkpoint"])
+    kept_step = runtime.checkpoint_step(record["best_checkpoint"])
     if latest["step"] == kept_step:
         return {"kept_step": kept_step, "last_step": kept_step, "last_holdout_acc": f"{record['holdout_accuracy']:.4f}",
                 "last_threshold": f"{record['decision_threshold']:.3f}", "last_dev_acc": kept["dev_acc"],
