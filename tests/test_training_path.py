@@ -270,18 +270,11 @@ def test_of_two_checks_with_the_same_holdout_accuracy_the_later_is_kept():
 
 
 def kept_by_the_trainer(accuracies: list, keep_latest_within: float, rows: int = 400, collapsed=()) -> int:
-    """Which check the Trainer keeps when each check's `choice` comes from training.checkpoint_choice: it keeps a
-    new check only when its choice is larger than the kept one's (its own rule, one check at a time)."""
-    import training
-    kept, kept_choice, earlier = None, None, []
-    for index, accuracy in enumerate(accuracies):
-        choice = training.checkpoint_choice(accuracy, index in collapsed, (index + 1) / len(accuracies), earlier,
-                                            keep_latest_within, rows)
-        if kept_choice is None or choice > kept_choice:
-            kept, kept_choice = index, choice
-        if index not in collapsed:
-            earlier.append(accuracy)
-    return kept
+    """Which check (0, 1, ...) the Trainer keeps when each check's `choice` comes from training.checkpoint_choice,
+    replayed as tools/keep_rule.py replays it: a new check is kept only when its choice is larger than the kept one's."""
+    from tools.keep_rule import kept_step
+    checks = [(index + 1, accuracy, index in collapsed) for index, accuracy in enumerate(accuracies)]
+    return kept_step(checks, keep_latest_within, rows) - 1
 
 
 def test_keep_latest_within_keeps_the_latest_check_near_the_best():
