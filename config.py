@@ -37,7 +37,8 @@ LORA_DROPOUT = 0.05
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"   # all of Gemma's linear layers
 USE_RSLORA = False         # True: scale the update by alpha / sqrt(r) (rsLoRA) instead of alpha / r
 LORA_PLUS_RATIO = 1.0      # LoRA+: the B matrices learn at this multiple of LEARNING_RATE (the paper: 16); 1 = off.
-                           # LoRA+ 16 collapsed on CoLA at 2e-4 and 1e-4; rsLoRA at 5e-5: level, 3 seeds (docs/real_model.md)
+                           # LoRA+ 16 collapsed on CoLA at 2e-4 and 1e-4; at 2e-5 with 3 epochs: level, 7 seeds;
+                           # rsLoRA at 5e-5: level, 3 seeds (docs/real_model.md)
 
 # --- training -------------------------------------------------------------------------------------
 EPOCHS = 2
