@@ -64,8 +64,12 @@ def summary(runs: list, against: str) -> list:
     groups = {}
     for task, dev_n, recipe, seed, right, accuracy, mcc in runs:
         groups.setdefault((task, dev_n, recipe), {})[seed] = (right, accuracy, mcc)
+
+    def order(group):   # by task; the most dev rows first; in each, `against`, then the recipes with most seeds
+        (task, dev_n, recipe), by_seed = group
+        return task, -dev_n, recipe != against, -len(by_seed), recipe
+
     lines = []
-    order = lambda item: (item[0][0], -item[0][1], item[0][2] != against, -len(item[1]), item[0][2])
     for (task, dev_n, recipe), by_seed in sorted(groups.items(), key=order):
         accuracies = [accuracy for _, accuracy, _ in by_seed.values()]
         line = {"task": task, "dev_n": dev_n, "recipe": recipe, "seeds": sorted(by_seed), "acc": statistics.mean(
