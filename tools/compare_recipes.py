@@ -117,10 +117,11 @@ def main(argv=None) -> int:
     parser.add_argument("--against", default="defaults", help="the recipe to compare with (default: defaults)")
     args = parser.parse_args(argv)
     try:
-        runs = [run for run in runs_of(args.table) if args.task in (None, run[0])]
+        every_run = runs_of(args.table)
+        runs = [run for run in every_run if args.task in (None, run[0])]
         if not runs:
             raise UserError(f"{runtime.shown(args.table)}: no scored row for task {args.task!r}; the tasks in it: "
-                            f"{', '.join(sorted({run[0] for run in runs_of(args.table)}))}.")
+                            f"{', '.join(sorted({run[0] for run in every_run}))}.")
         if args.against not in {run[2] for run in runs}:
             raise UserError(f"--against {args.against!r}: no such recipe in {runtime.shown(args.table)}; its "
                             f"recipes: {', '.join(sorted({run[2] for run in runs}))}.")
