@@ -262,7 +262,7 @@ def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_
         save_strategy="steps",
         save_steps=plan.eval_every,
         eval_steps=plan.eval_every,
-        save_total_limit=2,                  # the kept and the latest
+        save_total_limit=None if settings.KEEP_ALL_CHECKPOINTS else 2,   # else the kept and the latest
         load_best_model_at_end=True,
         metric_for_best_model="choice",      # training.checkpoint_choice: holdout accuracy, one label everywhere last
         greater_is_better=True,
