@@ -201,6 +201,22 @@ def checkpoint_step(checkpoint) -> int:
     return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
+def complete_checkpoints(folder: Path) -> list:
+    """The Trainer checkpoints in folder, in step order, that are complete: trainer_state.json is written in full (it
+    comes after the weights and the optimiser), so one a run killed while saving left behind is passed over."""
+    complete = [c for c in folder.glob("checkpoint-*")
+                if c.name.split("-")[-1].isdigit() and holds_json(c / "trainer_state.json")]
+    return sorted(complete, key=checkpoint_step)
+
+
+def holds_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):   # missing, or cut short by a kill
+        return False
+
+
 def shown(path: Path) -> str:
     """A path as short as it can be told: relative to the project when inside it."""
     try:

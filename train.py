@@ -158,13 +158,10 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
 
 
 def holdout_as_predict_scores_it(settings, model, tokenizer, val_examples: list) -> dict:
-    """The kept checkpoint's holdout scores and threshold as `predict.py --split val` computes them (one item a
-    pass, modeling.answer_examples), in the Trainer's metric names. The Trainer's own pass chose the checkpoint, but
-    in bf16 its numbers can put a row that sits within rounding of the threshold on the other side; the run record
-    must hold what predict reproduces."""
-    _, margins, _ = modeling.answer_examples(model, tokenizer, val_examples, settings.MAX_LENGTH, batch_size=1,
-                                             words=label_words(settings.LABEL_WORDS))
-    scores = training.margin_scores(margins, [e["output"] for e in val_examples], settings.THRESHOLD_MIN_GAIN)
+    """The kept checkpoint's holdout scores and threshold as `predict.py --split val` computes them, in the Trainer's
+    metric names. The Trainer's own pass chose the checkpoint, but in bf16 its numbers can put a row that sits within
+    rounding of the threshold on the other side; the run record must hold what predict reproduces."""
+    scores = training.scores_as_predict_gives_them(settings, model, tokenizer, val_examples)
     return {f"eval_{name}": value for name, value in scores.items()}
 
 
@@ -301,10 +298,7 @@ def resume_point(settings, resume: bool, checkpoint_dir: Path, data_sha256: dict
             shutil.rmtree(checkpoint_dir, ignore_errors=True)   # a fresh run must not pick up a stale best checkpoint
             runtime.write_json(checkpoint_dir / RUN_SETTINGS, made_with)
         return None
-    # A checkpoint is complete once its trainer_state.json is written in full (it comes after the weights and the
-    # optimiser); a run killed while saving leaves a later, incomplete one, which is passed over.
-    complete = [c for c in checkpoint_dir.glob("checkpoint-*")
-                if c.name.split("-")[-1].isdigit() and holds_json(c / "trainer_state.json")]
+    complete = runtime.complete_checkpoints(checkpoint_dir)   # a run killed while saving left an incomplete one
     if not complete:
         raise UserError(f"--resume: no complete checkpoint in {checkpoint_dir} to continue from; run without --resume.")
     try:
@@ -318,17 +312,9 @@ def resume_point(settings, resume: bool, checkpoint_dir: Path, data_sha256: dict
         raise UserError(f"--resume: the checkpoints in {checkpoint_dir} were made with other settings "
                         f"({'; '.join(what)}). Resume with the settings they were made with, or start again "
                         f"without --resume.")
-    latest = max(complete, key=runtime.checkpoint_step)
+    latest = complete[-1]
     print(f"resuming from {runtime.shown(latest)}")
     return str(latest)
-
-
-def holds_json(path: Path) -> bool:
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-        return True
-    except (OSError, ValueError):   # missing, or cut short by a kill
-        return False
 
 
 def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, n_train: int, n_val: int,

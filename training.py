@@ -3,7 +3,7 @@ best checkpoint, and the progress lines. Used by train.py and the lab."""
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -11,8 +11,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 import versions
-from modeling import ANSWER_LENGTH, label_scores, output_layer_only_at
-from tasks import LABELS, decisions, metrics, tuned_threshold
+from modeling import ANSWER_LENGTH, answer_examples, label_scores, output_layer_only_at
+from tasks import LABELS, decisions, label_words, metrics, tuned_threshold
 
 
 def answer_only_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -116,6 +116,14 @@ def margin_scores(margins: List[float], gold_labels: list, min_gain: float) -> d
     tuned = metrics(gold_labels, decisions(margins, threshold))
     return {"accuracy": plain["accuracy"], "mcc": plain["mcc"], "threshold": threshold,
             "tuned_accuracy": tuned["accuracy"], "tuned_mcc": tuned["mcc"]}
+
+
+def scores_as_predict_gives_them(settings, model, tokenizer, examples: list, progress: Optional[str] = None) -> dict:
+    """margin_scores of labelled examples read one item a pass (modeling.answer_examples), as `predict.py --split val`
+    reads the holdout: what train.py's run record and tools/average_checks.py report."""
+    _, margins, _ = answer_examples(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=1, progress=progress,
+                                    words=label_words(settings.LABEL_WORDS))
+    return margin_scores(margins, [e["output"] for e in examples], settings.THRESHOLD_MIN_GAIN)
 
 
 class HoldoutTrainer(Trainer):

@@ -23,15 +23,8 @@ sys.path.insert(0, str(ROOT))
 import adapters  # noqa: E402
 import runtime  # noqa: E402
 from runtime import UserError  # noqa: E402
-from tasks import label_words  # noqa: E402
 
 WEIGHTS = "adapter_model.safetensors"
-
-
-def complete_checkpoints(folder: Path) -> list:
-    """The run's checkpoints in step order; one is complete once its trainer_state.json is written."""
-    return sorted((c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file() and (c / WEIGHTS).is_file()),
-                  key=runtime.checkpoint_step)
 
 
 def averaged_weights(checkpoints: list) -> dict:
@@ -43,7 +36,7 @@ def averaged_weights(checkpoints: list) -> dict:
 
 def chosen_checkpoints(settings, last: int, record: dict) -> list:
     folder = runtime.project_path(settings.CHECKPOINT_DIR) / settings.DATA_SET
-    found = complete_checkpoints(folder)
+    found = runtime.complete_checkpoints(folder)
     if len(found) < last:
         raise UserError(f"{folder} holds {len(found)} complete checkpoint(s), fewer than the {last} to average: train "
                         f"with --keep_all_checkpoints (train.py otherwise keeps only the kept check and the latest), or "
@@ -64,9 +57,7 @@ def holdout_scores(settings, adapter: Path) -> dict:
     holdout = runtime.load_examples(runtime.pre_data_file(settings, settings.DATA_SET, "val"))
     model, tokenizer = modeling.load_base_model(settings)
     model = modeling.load_adapter(model, settings, settings.DATA_SET)
-    _, margins, _ = modeling.answer_examples(model, tokenizer, holdout, settings.MAX_LENGTH, batch_size=1,
-                                             progress=f"{settings.DATA_SET} val", words=label_words(settings.LABEL_WORDS))
-    return training.margin_scores(margins, [e["output"] for e in holdout], settings.THRESHOLD_MIN_GAIN)
+    return training.scores_as_predict_gives_them(settings, model, tokenizer, holdout, progress=f"{settings.DATA_SET} val")
 
 
 def main(settings, last: int, out: Path) -> None:
