@@ -140,6 +140,7 @@ RULES = {
     "RESTART_LR_FACTOR": (lambda v: 0 < v <= 1, "above 0 and at most 1, e.g. 0.5"),
     "TRAIN_BUDGET_MINUTES": (lambda v: v >= 0, "0 or more minutes, e.g. 60"),
     "LOGGING_STEPS": (lambda v: v >= 1, "1 or more, e.g. 10"),
+    "AVERAGE_LAST_CHECKS": (lambda v: v >= 0, "0 (the check the holdout picks) or the number of last checks to average"),
     "PREDICT_COUNT": (lambda v: v >= 1, "1 or more, e.g. 150"),
     "SPLIT": (lambda v: v in ("dev", "val"), "dev (write the result file) or val (score the holdout)"),
     "DECODE": (lambda v: v in ("labels", "generate"), "labels or generate"),

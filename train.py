@@ -7,7 +7,8 @@
 
 Reads pre_data/<ds>/<ds>_train.json (and _val.json, the holdout), trains with the Hugging Face Trainer,
 checks holdout accuracy EVALS_PER_EPOCH times an epoch with the same label scoring predict.py uses,
-and writes the best adapter to saved_model/<ds>/ (adapter_config.json + adapter_model.safetensors),
+and writes the best adapter (or, with AVERAGE_LAST_CHECKS, the mean of the last checks' weights) to saved_model/<ds>/
+(adapter_config.json + adapter_model.safetensors),
 with run_record.json (settings, versions, data hashes, accuracy, decision threshold) and loss_curve.png beside
 it. A run whose holdout MCC stays below COLLAPSE_MCC (it answers one label, whatever the input) starts again
 with the next seed and a lower learning rate, up to RESTARTS times within TRAIN_BUDGET_MINUTES; the best run
@@ -58,7 +59,9 @@ def main(settings) -> None:
         tuned = (f"; with the decision threshold {record['decision_threshold']:+.3f} set on it "
                  f"{record['tuned_holdout_accuracy']:.4f} (MCC {record['tuned_holdout_mcc']:.3f}), which predict uses"
                  if record["decision_threshold"] else "")
-        print(f"train: holdout accuracy {record['holdout_accuracy']:.4f} (MCC {record['holdout_mcc']:.3f}){tuned} after "
+        averaged = record["averaged_steps"]
+        what = f"the average of the checks at steps {', '.join(map(str, averaged))}: " if averaged else ""
+        print(f"train: {what}holdout accuracy {record['holdout_accuracy']:.4f} (MCC {record['holdout_mcc']:.3f}){tuned} after "
               f"{record['steps']} steps in {record['train_seconds'] / 60:.1f} min; adapter, run_record.json{plotted} "
               f"written to {runtime.shown(adapter_dir)}/")
 
@@ -139,7 +142,8 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
     try:
         with versions.checkpoint_loading():
             trainer.train(resume_from_checkpoint=resume_point(settings, resume, checkpoint_dir, data_sha256))
-        best = trainer.evaluate()   # the best checkpoint is loaded again by now: record its own scores
+        averaged_steps = average_last_checks(settings, model, checkpoint_dir)
+        best = trainer.evaluate()   # the kept checkpoint (or the average) is in the model by now: record its own scores
         best.update(holdout_as_predict_scores_it(settings, model, tokenizer, val_examples))
     except torch.cuda.OutOfMemoryError:
         raise UserError(
@@ -152,9 +156,21 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
     summary = {"seed": seed, "learning_rate": learning_rate, "steps": state.global_step,
                "holdout_accuracy": best["eval_accuracy"], "holdout_mcc": best["eval_mcc"],
                "decision_threshold": best["eval_threshold"], "tuned_holdout_accuracy": best["eval_tuned_accuracy"],
-               "tuned_holdout_mcc": best["eval_tuned_mcc"], "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
+               "tuned_holdout_mcc": best["eval_tuned_mcc"], "averaged_steps": averaged_steps, "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
                "minutes": round(minutes, 2), "full_run_minutes": minutes * plan.total_steps / max(1, state.global_step)}
     return SimpleNamespace(model=model, summary=summary, state=state)
+
+
+def average_last_checks(settings, model, checkpoint_dir: Path) -> list:
+    """With AVERAGE_LAST_CHECKS = N, put the element-wise mean of the last N checkpoints' LoRA weights in the model in
+    place of the check the holdout picked (tail averaging, as in stochastic weight averaging); their steps ([] with 0).
+    With a constant learning rate the last epoch's checks wander around a good point and their average sits nearer
+    it than any one of them (docs/real_model.md, "A constant rate and the last epoch's average")."""
+    if settings.AVERAGE_LAST_CHECKS < 1:
+        return []
+    checkpoints = runtime.complete_checkpoints(checkpoint_dir)[-settings.AVERAGE_LAST_CHECKS:]
+    training.load_average(model, checkpoints)
+    return [runtime.checkpoint_step(c) for c in checkpoints]
 
 
 def holdout_as_predict_scores_it(settings, model, tokenizer, val_examples: list) -> dict:
@@ -259,7 +275,8 @@ def trainer_arguments(settings, plan, checkpoint_dir: Path, seed: int, learning_
         save_strategy="steps",
         save_steps=plan.eval_every,
         eval_steps=plan.eval_every,
-        save_total_limit=None if settings.KEEP_ALL_CHECKPOINTS else 2,   # else the kept and the latest
+        # the Trainer keeps the best check beside the latest ones: with N to average, the last N are always there
+        save_total_limit=None if settings.KEEP_ALL_CHECKPOINTS else max(2, settings.AVERAGE_LAST_CHECKS + 1),
         load_best_model_at_end=True,
         metric_for_best_model="choice",      # training.checkpoint_choice: holdout accuracy, one label everywhere last
         greater_is_better=True,
@@ -285,7 +302,7 @@ RESUME_MUST_MATCH = ("MODEL_PATH", "PRECISION", "LORA_R", "LORA_ALPHA", "LORA_DR
                      "LORA_PLUS_RATIO", "EPOCHS",
                      "MAX_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO", "WEIGHT_DECAY",
                      "LR_SCHEDULER", "GROUP_BY_LENGTH", "MAX_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH",
-                     "LABEL_WORDS", "SEED", "KEEP_LATEST_WITHIN")
+                     "LABEL_WORDS", "SEED", "KEEP_LATEST_WITHIN", "AVERAGE_LAST_CHECKS")
 RUN_SETTINGS = "run_settings.json"
 
 
@@ -339,6 +356,7 @@ def run_record(settings, kept: SimpleNamespace, attempts: list, seconds: float, 
         "runs": attempts,                                   # more than one when a run collapsed and started again
         "train_seconds": round(seconds, 1),
         "best_checkpoint": kept.state.best_model_checkpoint,
+        "averaged_steps": best["averaged_steps"],         # the checks whose mean is the adapter (AVERAGE_LAST_CHECKS)
         "versions": runtime.package_versions(),
         "settings": {k: v for k, v in vars(settings).items() if k.isupper()},
         "log_history": kept.state.log_history,

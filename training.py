@@ -3,6 +3,7 @@ best checkpoint, and the progress lines. Used by train.py and the lab."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -124,6 +125,22 @@ def scores_as_predict_gives_them(settings, model, tokenizer, examples: list, pro
     _, margins, _ = answer_examples(model, tokenizer, examples, settings.MAX_LENGTH, batch_size=1, progress=progress,
                                     words=label_words(settings.LABEL_WORDS))
     return margin_scores(margins, [e["output"] for e in examples], settings.THRESHOLD_MIN_GAIN)
+
+
+def averaged_weights(checkpoints: list) -> dict:
+    """Every LoRA tensor's element-wise mean over the checkpoints' adapter_model.safetensors, in float32, stored in
+    the checkpoints' dtype."""
+    from safetensors.torch import load_file
+    loaded = [load_file(str(Path(c) / "adapter_model.safetensors")) for c in checkpoints]
+    return {name: (sum(w[name].float() for w in loaded) / len(loaded)).to(loaded[0][name].dtype) for name in loaded[0]}
+
+
+def load_average(model, checkpoints: list) -> None:
+    """Put the mean of the checkpoints' LoRA weights into the peft model (its adapter's own tensors, nothing else)."""
+    from peft import set_peft_model_state_dict
+    loaded = set_peft_model_state_dict(model, averaged_weights(checkpoints))
+    if loaded.unexpected_keys:
+        raise RuntimeError(f"averaged weights that the model lacks: {loaded.unexpected_keys[:3]}")
 
 
 class HoldoutTrainer(Trainer):

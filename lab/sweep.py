@@ -53,11 +53,12 @@ METHOD_SETTINGS = {
              "USE_RSLORA", "LORA_PLUS_RATIO",
              "EPOCHS", "MAX_STEPS", "MIN_STEPS", "LEARNING_RATE", "BATCH_SIZE", "GRAD_ACCUM", "WARMUP_RATIO",
              "WEIGHT_DECAY", "LR_SCHEDULER", "GROUP_BY_LENGTH", "PROMPT_LOSS_WEIGHT", "EVALS_PER_EPOCH", "PRECISION",
-             "THRESHOLD_MIN_GAIN", "COLLAPSE_MCC", "RESTARTS", "RESTART_LR_FACTOR", "KEEP_LATEST_WITHIN"),
+             "THRESHOLD_MIN_GAIN", "COLLAPSE_MCC", "RESTARTS", "RESTART_LR_FACTOR", "KEEP_LATEST_WITHIN",
+             "AVERAGE_LAST_CHECKS"),
 }
 # Settings added after cells were cached, at the value that leaves the recipe as it was: there they stay out of the
 # hash, so the cached cells stay valid; any other value enters it.
-NEUTRAL = {"USE_RSLORA": False, "LORA_PLUS_RATIO": 1.0, "KEEP_LATEST_WITHIN": 0.0}
+NEUTRAL = {"USE_RSLORA": False, "LORA_PLUS_RATIO": 1.0, "KEEP_LATEST_WITHIN": 0.0, "AVERAGE_LAST_CHECKS": 0}
 # Content-free inputs for contextual calibration (Zhao et al. 2021, "Calibrate before use"): the model's label
 # preference on them is its bias, whatever the input says.
 CONTENT_FREE = ("N/A", "", "[MASK]")

@@ -201,7 +201,7 @@ def test_lab_inputs_are_checked_before_the_first_cell(tiny_gemma, synthetic_data
 
 
 def test_a_setting_added_at_its_neutral_value_keeps_the_cached_cells(tmp_path, monkeypatch):
-    """USE_RSLORA and LORA_PLUS_RATIO came after the lab's LoRA cells were cached: at False / 1 (the recipe as it
+    """USE_RSLORA, LORA_PLUS_RATIO (and later KEEP_LATEST_WITHIN, AVERAGE_LAST_CHECKS) came after the lab's LoRA cells were cached: at False / 1 (the recipe as it
     was) a cell's hash is what it was without them, so no cached cell re-runs; any other value re-runs it."""
     from lab import sweep
     from tasks import TASKS
@@ -214,3 +214,4 @@ def test_a_setting_added_at_its_neutral_value_keeps_the_cached_cells(tmp_path, m
     assert sweep.depends_on(runtime.load_settings(missing), "lora", data) == old_hash
     assert sweep.depends_on(runtime.load_settings(missing + ["--lora_plus_ratio", "16"]), "lora", data) != old_hash
     assert sweep.depends_on(runtime.load_settings(missing + ["--use_rslora", "true"]), "lora", data) != old_hash
+    assert sweep.depends_on(runtime.load_settings(missing + ["--average_last_checks", "4"]), "lora", data) != old_hash

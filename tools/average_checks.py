@@ -27,13 +27,6 @@ from runtime import UserError  # noqa: E402
 WEIGHTS = "adapter_model.safetensors"
 
 
-def averaged_weights(checkpoints: list) -> dict:
-    """Every LoRA tensor's element-wise mean over the checkpoints, in float32, stored in the checkpoints' dtype."""
-    from safetensors.torch import load_file
-    loaded = [load_file(str(c / WEIGHTS)) for c in checkpoints]
-    return {name: (sum(w[name].float() for w in loaded) / len(loaded)).to(loaded[0][name].dtype) for name in loaded[0]}
-
-
 def chosen_checkpoints(settings, last: int, record: dict) -> list:
     folder = runtime.project_path(settings.CHECKPOINT_DIR) / settings.DATA_SET
     found = runtime.complete_checkpoints(folder)
@@ -62,6 +55,7 @@ def holdout_scores(settings, adapter: Path) -> dict:
 
 def main(settings, last: int, out: Path) -> None:
     from safetensors.torch import save_file
+    import training
     trained = runtime.adapter_dir(settings, settings.DATA_SET)
     record = adapters.read_run_record(trained)
     checkpoints = chosen_checkpoints(settings, last, record)
@@ -72,7 +66,7 @@ def main(settings, last: int, out: Path) -> None:
     staging.mkdir(parents=True)
     steps = [runtime.checkpoint_step(c) for c in checkpoints]
     try:
-        save_file(averaged_weights(checkpoints), str(staging / WEIGHTS), metadata={"format": "pt"})
+        save_file(training.averaged_weights(checkpoints), str(staging / WEIGHTS), metadata={"format": "pt"})
         shutil.copy(trained / "adapter_config.json", staging / "adapter_config.json")
         adapters.write_run_record(staging, dict(record, decision_threshold=0.0, averaged_steps=steps))
         scores = holdout_scores(settings, staging)
