@@ -59,7 +59,8 @@ EVALS_PER_EPOCH = 4        # holdout accuracy checks per epoch; the best adapter
 KEEP_LATEST_WITHIN = 0.0   # keep the latest check whose holdout accuracy is within this many standard errors of the
                            # best one's (1 = about 8 rows of a 400-row holdout at 0.8); 0 = the best check
 AVERAGE_LAST_CHECKS = 0    # 0: the adapter is the check the holdout picks; N: the element-wise mean of the last N
-                           # checks' LoRA weights (EVALS_PER_EPOCH = the last epoch's), its threshold set on the holdout
+                           # checks' LoRA weights (EVALS_PER_EPOCH = the last epoch's), its threshold set on the holdout.
+                           # With --lr_scheduler constant_with_warmup and 4, CoLA 3 seeds: +8 dev rows, inside the noise
 KEEP_ALL_CHECKPOINTS = False  # True: leave every check's checkpoint in CHECKPOINT_DIR (tools/average_checks.py
                            # averages them); False: only the kept one and the latest (what --resume needs)
 THRESHOLD_MIN_GAIN = 0.02  # predict answers 1 where label 1's logit beats label 0's by more than a threshold set on
