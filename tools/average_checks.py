@@ -1,6 +1,7 @@
 """Average the LoRA weights of a run's last holdout checks into one adapter (tail averaging, as in stochastic weight
 averaging), set its decision threshold on the holdout as train.py does, and write it where predict.py can read it.
-An experiment beside the recipe, not part of it (measured on CoLA: docs/real_model.md, "Averaging the last checks").
+An experiment on a finished run's checkpoints (measured on CoLA: docs/real_model.md, "Averaging the last checks");
+`train.py --average_last_checks N` does the same within a run.
 
     python train.py --keep_all_checkpoints              # leave every check's checkpoint in CHECKPOINT_DIR/<ds>
     python tools/average_checks.py 4 averaged           # the last 4 checks -> averaged/<ds>/ (adapter, run_record.json)
