@@ -156,7 +156,8 @@ def one_run(settings, train_examples: list, val_examples: list, checkpoint_dir: 
     summary = {"seed": seed, "learning_rate": learning_rate, "steps": state.global_step,
                "holdout_accuracy": best["eval_accuracy"], "holdout_mcc": best["eval_mcc"],
                "decision_threshold": best["eval_threshold"], "tuned_holdout_accuracy": best["eval_tuned_accuracy"],
-               "tuned_holdout_mcc": best["eval_tuned_mcc"], "averaged_steps": averaged_steps, "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
+               "tuned_holdout_mcc": best["eval_tuned_mcc"], "averaged_steps": averaged_steps,
+               "collapsed": best["eval_tuned_mcc"] < settings.COLLAPSE_MCC,
                "minutes": round(minutes, 2), "full_run_minutes": minutes * plan.total_steps / max(1, state.global_step)}
     return SimpleNamespace(model=model, summary=summary, state=state)
 
@@ -170,6 +171,8 @@ def average_last_checks(settings, model, checkpoint_dir: Path) -> list:
     if settings.AVERAGE_LAST_CHECKS < 1:
         return []
     checkpoints = runtime.complete_checkpoints(checkpoint_dir)[-settings.AVERAGE_LAST_CHECKS:]
+    if not checkpoints:   # a run stopped before its first check: the model as it is
+        return []
     training.load_average(model, checkpoints)
     return [runtime.checkpoint_step(c) for c in checkpoints]
 

@@ -201,8 +201,9 @@ def test_lab_inputs_are_checked_before_the_first_cell(tiny_gemma, synthetic_data
 
 
 def test_a_setting_added_at_its_neutral_value_keeps_the_cached_cells(tmp_path, monkeypatch):
-    """USE_RSLORA, LORA_PLUS_RATIO (and later KEEP_LATEST_WITHIN, AVERAGE_LAST_CHECKS) came after the lab's LoRA cells were cached: at False / 1 (the recipe as it
-    was) a cell's hash is what it was without them, so no cached cell re-runs; any other value re-runs it."""
+    """USE_RSLORA and LORA_PLUS_RATIO (later KEEP_LATEST_WITHIN, AVERAGE_LAST_CHECKS) came after the lab's LoRA cells
+    were cached: at the recipe as it was (False / 1 / 0 / 0) a cell's hash is what it was without them, so no cached cell
+    re-runs; any other value re-runs it."""
     from lab import sweep
     from tasks import TASKS
     data = SimpleNamespace(task=TASKS["CoLA"], eval=[], pool=[])
