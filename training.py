@@ -12,6 +12,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 import versions
+from adapters import WEIGHTS
 from modeling import ANSWER_LENGTH, answer_examples, label_scores, output_layer_only_at
 from tasks import LABELS, decisions, label_words, metrics, tuned_threshold
 
@@ -131,7 +132,7 @@ def averaged_weights(checkpoints: list) -> dict:
     """Every LoRA tensor's element-wise mean over the checkpoints' adapter_model.safetensors, in float32, stored in
     the checkpoints' dtype."""
     from safetensors.torch import load_file
-    loaded = [load_file(str(Path(c) / "adapter_model.safetensors")) for c in checkpoints]
+    loaded = [load_file(str(Path(c) / WEIGHTS)) for c in checkpoints]
     return {name: (sum(w[name].float() for w in loaded) / len(loaded)).to(loaded[0][name].dtype) for name in loaded[0]}
 
 

@@ -23,9 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import adapters  # noqa: E402
 import runtime  # noqa: E402
+from adapters import WEIGHTS  # noqa: E402
 from runtime import UserError  # noqa: E402
-
-WEIGHTS = "adapter_model.safetensors"
 
 
 def chosen_checkpoints(settings, last: int, record: dict) -> list:
