@@ -45,7 +45,8 @@ from tasks import LABELS, TASKS, build_prompt, instruction_for, label_counts, la
 
 # The settings each method's cells depend on, besides the model, the prompt and the rows (see depends_on).
 METHOD_SETTINGS = {
-    "head": ("HEAD_MODEL_PATH", "HEAD_LEARNING_RATE", "HEAD_EPOCHS", "MIN_STEPS", "MAX_LENGTH", "BATCH_SIZE"),
+    "head": ("HEAD_MODEL_PATH", "HEAD_LEARNING_RATE", "HEAD_EPOCHS", "MIN_STEPS", "MAX_LENGTH", "LR_SCHEDULER",
+             "WARMUP_RATIO", "WEIGHT_DECAY", "GROUP_BY_LENGTH", "PRECISION"),
     "zeroshot": ("MAX_LENGTH", "MAX_NEW_TOKENS", "INVALID_ROWS"),
     "calibrated": ("MAX_LENGTH",),
     "fewshot": ("MAX_LENGTH", "FEWSHOT_K"),

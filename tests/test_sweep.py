@@ -216,3 +216,12 @@ def test_a_setting_added_at_its_neutral_value_keeps_the_cached_cells(tmp_path, m
     assert sweep.depends_on(runtime.load_settings(missing + ["--lora_plus_ratio", "16"]), "lora", data) != old_hash
     assert sweep.depends_on(runtime.load_settings(missing + ["--use_rslora", "true"]), "lora", data) != old_hash
     assert sweep.depends_on(runtime.load_settings(missing + ["--average_last_checks", "4"]), "lora", data) != old_hash
+
+
+def test_a_head_cell_depends_on_every_setting_the_head_reads():
+    """Each setting lab/head_baseline.py reads, but for the log interval, is in the head's part of a cell's hash: a
+    cached head cell made under another schedule, warmup, decay, batching or precision is re-run, not reused."""
+    from lab import sweep
+    source = (ROOT / "lab" / "head_baseline.py").read_text()
+    read = set(re.findall(r"settings\.([A-Z][A-Z_]+)", source)) - {"LOGGING_STEPS"}
+    assert read and read == set(sweep.METHOD_SETTINGS["head"])
