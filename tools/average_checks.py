@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 import adapters  # noqa: E402
 import runtime  # noqa: E402
-from adapters import WEIGHTS  # noqa: E402
 from runtime import UserError  # noqa: E402
 
 
@@ -66,7 +65,7 @@ def main(settings, last: int, out: Path) -> None:
     staging.mkdir(parents=True)
     steps = [runtime.checkpoint_step(c) for c in checkpoints]
     try:
-        save_file(training.averaged_weights(checkpoints), str(staging / WEIGHTS), metadata={"format": "pt"})
+        save_file(training.averaged_weights(checkpoints), str(staging / adapters.WEIGHTS), metadata={"format": "pt"})
         shutil.copy(trained / "adapter_config.json", staging / "adapter_config.json")
         adapters.write_run_record(staging, dict(record, decision_threshold=0.0, averaged_steps=steps))
         scores = holdout_scores(settings, staging)
